@@ -1,0 +1,3 @@
+from hyena_glt.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,226 @@
+"""``HyenaGLTConfig``: every hyper-parameter of a Hyena-GLT model, validated on construction.
+
+The config round-trips through ``config.json`` (``save_pretrained`` / ``from_pretrained``), so a
+model directory is self-describing. An impossible value raises :class:`ConfigurationError` naming
+the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError
+from .io import atomic_file
+
+__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME"]
+
+CONFIG_NAME = "config.json"
+
+#: The API's genomic task types, and the generic names they map onto.
+TASK_TYPES = (
+    "dna_sequence_modeling",  # causal / masked LM pretraining on nucleotides
+    "protein_function",  # sequence classification of proteins
+    "genome_annotation",  # per-base (token) classification
+    "variant_effect",  # ref/alt pair scoring
+    "sequence_classification",
+    "token_classification",
+    "regression",
+)
+
+
+@dataclass
+class HyenaGLTConfig:
+    """Hyper-parameters of a Hyena-GLT model (defaults follow ``shared/API.md``)."""
+
+    # --- vocabulary -------------------------------------------------------------------------
+    #: Buckets of the BLT-style hash n-gram embeddings added to each token embedding
+    #: (Pagnoni et al. 2024, "Byte Latent Transformer"); 0 turns them off.
+    vocab_size: int = 8192
+    #: n-gram lengths hashed into those buckets.
+    ngram_sizes: tuple[int, ...] = (3, 4, 5, 6)
+    #: Character-level token ids covered by the embedding and the LM head; must be at least
+    #: ``len(tokenizer)`` (DNA/RNA 22, protein 33).
+    alphabet_size: int = 33
+    #: Token id used for padding (the tokenizers' ``pad_token_id``).
+    pad_token_id: int = 0
+
+    # --- architecture -----------------------------------------------------------------------
+    d_model: int = 512
+    n_layers: int = 8
+    #: Maximum sequence length (nucleotides) the implicit filters are built for.
+    sequence_length: int = 4096
+    task_type: str = "dna_sequence_modeling"
+    #: Order N of the Hyena recurrence (number of gates); the input projection is (N+1)*d_model.
+    hyena_order: int = 2
+    #: Width of the MLP that generates the implicit long filters.
+    filter_order: int = 64
+    #: Kernel size of the short depthwise causal convolution before the gates.
+    conv_kernel_size: int = 3
+    num_heads: int = 8
+    #: Indices (0-based) of layers of the global stack that are attention blocks rather than
+    #: Hyena blocks (Savanna/StripedHyena striping). ``None``: one attention block in every
+    #: four layers, starting at the second (e.g. 8 layers -> (1, 5)).
+    attention_layers: tuple[int, ...] | None = None
+    dropout: float = 0.1
+    #: Bidirectional (non-causal) long convolutions and attention, for encoder-style tasks.
+    bidirectional: bool = False
+    #: Average predictions over the sequence and its reverse complement (post-hoc RC).
+    rc_average: bool = False
+
+    # --- BLT dynamic merging ----------------------------------------------------------------
+    use_dynamic_merging: bool = True
+    #: Fraction of positions merged away (0 = no merging; 0.5 = mean patch of 2 tokens).
+    merge_ratio: float = 0.5
+    #: Entropy threshold (nats) above which a new patch starts, when ``merge_mode="entropy"``.
+    merge_threshold: float = 0.1
+    #: How patch boundaries are chosen: ``"entropy"`` (global threshold on next-token
+    #: entropy), ``"monotonic"`` (entropy rises), or ``"learned"`` (a boundary score).
+    merge_mode: str = "entropy"
+    min_patch_size: int = 1
+    max_patch_size: int = 16
+    #: Hyena layers of the byte-level local encoder that runs before merging.
+    local_encoder_layers: int = 1
+
+    # --- task heads -------------------------------------------------------------------------
+    num_classes: int = 2
+    #: Outputs of a regression head.
+    output_dim: int = 1
+    id2label: dict[int, str] | None = None
+
+    # --- training ---------------------------------------------------------------------------
+    learning_rate: float = 1e-4
+    batch_size: int = 32
+    num_epochs: int = 10
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    seed: int = 0
+
+    #: Free-form extras a caller wants stored with the model (kept, never interpreted).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ngram_sizes = tuple(int(n) for n in self.ngram_sizes)
+        if self.attention_layers is not None:
+            self.attention_layers = tuple(int(i) for i in self.attention_layers)
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`ConfigurationError` for the first impossible value."""
+
+        def need(ok: bool, name: str, allowed: str) -> None:
+            if not ok:
+                raise ConfigurationError(
+                    f"HyenaGLTConfig.{name}={getattr(self, name)!r} is invalid: must be {allowed}"
+                )
+
+        def positive_int(name: str) -> None:
+            value = getattr(self, name)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name,
+                 "an integer >= 1")
+
+        for name in ("d_model", "n_layers", "sequence_length", "filter_order", "num_heads",
+                     "num_classes", "output_dim", "batch_size", "num_epochs",
+                     "gradient_accumulation_steps", "alphabet_size", "min_patch_size",
+                     "max_patch_size", "local_encoder_layers"):
+            positive_int(name)
+        need(isinstance(self.vocab_size, int) and self.vocab_size >= 0, "vocab_size",
+             "an integer >= 0 (0 disables hash n-gram embeddings)")
+        need(all(n >= 2 for n in self.ngram_sizes), "ngram_sizes", "n-gram lengths >= 2")
+        need(0 <= self.pad_token_id < self.alphabet_size, "pad_token_id",
+             f"in [0, alphabet_size={self.alphabet_size})")
+        need(self.task_type in TASK_TYPES, "task_type", f"one of {', '.join(TASK_TYPES)}")
+        need(isinstance(self.hyena_order, int) and 2 <= self.hyena_order <= 8, "hyena_order",
+             "an integer in [2, 8]")
+        need(isinstance(self.conv_kernel_size, int) and 1 <= self.conv_kernel_size <= 64,
+             "conv_kernel_size", "an integer in [1, 64]")
+        need(self.d_model % self.num_heads == 0, "num_heads",
+             f"a divisor of d_model={self.d_model}")
+        if self.attention_layers is not None:
+            need(len(set(self.attention_layers)) == len(self.attention_layers)
+                 and all(0 <= i < self.n_layers for i in self.attention_layers),
+                 "attention_layers", f"distinct layer indices in [0, n_layers={self.n_layers})")
+        need(0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)")
+        need(0.0 <= self.merge_ratio < 1.0, "merge_ratio", "in [0, 1)")
+        need(self.merge_threshold >= 0.0, "merge_threshold", ">= 0")
+        need(self.merge_mode in ("entropy", "monotonic", "learned"), "merge_mode",
+             "one of entropy, monotonic, learned")
+        need(self.max_patch_size >= self.min_patch_size, "max_patch_size",
+             f">= min_patch_size={self.min_patch_size}")
+        need(self.learning_rate > 0, "learning_rate", "> 0")
+        need(self.weight_decay >= 0, "weight_decay", ">= 0")
+        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",
+             "an integer >= 0")
+        need(self.max_grad_norm > 0, "max_grad_norm", "> 0")
+        if self.id2label is not None:
+            need(len(self.id2label) == self.num_classes, "id2label",
+                 f"a mapping with num_classes={self.num_classes} entries")
+
+    @property
+    def attention_layer_indices(self) -> tuple[int, ...]:
+        """Layers of the global stack that are attention blocks (see ``attention_layers``)."""
+        if self.attention_layers is not None:
+            return self.attention_layers
+        return tuple(range(1, self.n_layers, 4))
+
+    # --- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["ngram_sizes"] = list(self.ngram_sizes)
+        if self.attention_layers is not None:
+            data["attention_layers"] = list(self.attention_layers)
+        if self.id2label is not None:
+            data["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HyenaGLTConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown HyenaGLTConfig field(s): {', '.join(unknown)}; known fields: "
+                f"{', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> HyenaGLTConfig:
+        """A validated copy with some fields changed."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` into ``directory`` (atomically) and return its path."""
+        path = Path(directory) / CONFIG_NAME
+        with atomic_file(path) as tmp:
+            tmp.write_text(self.to_json_string())
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> HyenaGLTConfig:
+        """Read a config from a model directory or a JSON file."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_NAME
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigurationError(f"{path}: no such config file") from None
+        except json.JSONDecodeError as err:
+            raise ConfigurationError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{path}: expected a JSON object of config fields")
+        try:
+            return cls.from_dict(data)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"{path}: {err}") from None

@@ -1,0 +1,1 @@
+"""Tokenizers, datasets and shard I/O."""
