@@ -1,0 +1,5 @@
+"""Evaluation: metrics for every task type."""
+
+from hyena_glt.evaluation.metrics import GenomicMetrics
+
+__all__ = ["GenomicMetrics"]
