@@ -1,0 +1,343 @@
+"""Annotation ingestion: FASTA + GFF3/BED -> per-base feature labels in windows.
+
+Each base of each FASTA record gets label 1 when any annotated interval of the requested feature
+type(s) covers it, else 0 (e.g. CDS vs non-coding, for token classification). The label is about
+the genome position, whatever the feature's strand: a minus-strand CDS labels its bases 1 on the
+forward sequence too. Each GFF3 line is one interval, so a spliced feature (one line per exon or
+CDS part, parts sharing an ID) labels its parts and not its introns, and overlapping parts (the
+-1 ribosomal frameshift of SARS-CoV-2 ORF1ab) simply overlap.
+
+Coordinates: GFF3 is 1-based inclusive, BED 0-based half-open; both become 0-based half-open
+here. A GFF3 ``##FASTA`` section ends the annotation (the sequences come from the FASTA given).
+BED has no feature type: every BED interval is labelled, and ``feature`` applies to GFF3 only.
+
+Windows are cut as for the FASTA ingester (same window/stride/last-window rule) and written as
+"annotation" shards: ``input_ids`` (one token per base) with ``labels`` (int8, one per base).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+
+from ..data.shards import ShardWriter
+from ..data.tokenizers import DNATokenizer
+from ..errors import DataError, TokenizationError
+from ..progress import Progress
+from .fasta import FastaRecord, read_fasta, window_bounds
+
+__all__ = [
+    "FeatureInterval",
+    "read_annotation",
+    "feature_masks",
+    "ingest_annotation",
+]
+
+logger = logging.getLogger(__name__)
+
+GFF3_SUFFIXES = (".gff", ".gff3")
+BED_SUFFIXES = (".bed",)
+COMPRESSED_SUFFIXES = (".gz", ".bgz")
+
+
+@dataclass(frozen=True)
+class FeatureInterval:
+    """One annotated interval, 0-based half-open, with the file line it came from."""
+
+    seqid: str
+    start: int
+    end: int
+    strand: str
+    feature: str
+    line: int
+
+
+def annotation_format(path: str | Path) -> str:
+    """``"gff3"`` or ``"bed"`` from the file name (``.gff``/``.gff3``/``.bed``, optionally gzipped)."""
+    name = Path(path).name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        name = name.removesuffix(suffix)
+    if name.endswith(GFF3_SUFFIXES):
+        return "gff3"
+    if name.endswith(BED_SUFFIXES):
+        return "bed"
+    raise DataError(
+        "cannot tell the annotation format from the file name; expected a name ending in "
+        ".gff, .gff3 or .bed (optionally .gz)",
+        path=path,
+    )
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line without newline) of a plain, gzip or BGZF text file.
+
+    A truncated or corrupt gzip stream becomes a DataError naming the last line read.
+    """
+    with open(path, "rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    handle = gzip.open(path, "rt") if compressed else open(path)
+    number = 0
+    try:
+        with handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line.rstrip("\r\n")
+    except (EOFError, OSError, zlib.error) as err:
+        raise DataError(f"unreadable after line {number} ({err}); is the file truncated?", path=path) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"not a text file ({err})", path=path, line=number + 1) from None
+
+
+def _coordinates(path: Path, number: int, fields: list[str], columns: tuple[int, int]) -> tuple[int, int]:
+    values = []
+    for column in columns:
+        try:
+            values.append(int(fields[column]))
+        except ValueError:
+            raise DataError(
+                f"column {column + 1} should be an integer coordinate, found {fields[column]!r}",
+                path=path, line=number,
+            ) from None
+    return values[0], values[1]
+
+
+def _read_gff3(path: Path, features: frozenset[str], seen_types: set[str]) -> Iterator[FeatureInterval]:
+    for number, line in _text_lines(path):
+        if line.startswith("##FASTA"):
+            return
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 9:
+            raise DataError(
+                f"a GFF3 feature line has 9 tab-separated columns, found {len(fields)}",
+                path=path, line=number,
+            )
+        start, end = _coordinates(path, number, fields, (3, 4))
+        if start < 1 or start > end:
+            raise DataError(
+                f"start {start} and end {end} must satisfy 1 <= start <= end (GFF3 is 1-based "
+                "inclusive)", path=path, line=number,
+            )
+        seen_types.add(fields[2])
+        if fields[2] in features:
+            yield FeatureInterval(unquote(fields[0]), start - 1, end, fields[6], fields[2], number)
+
+
+def _read_bed(path: Path) -> Iterator[FeatureInterval]:
+    for number, line in _text_lines(path):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3:
+            raise DataError(
+                f"a BED line has at least 3 tab-separated columns (chrom, start, end), found "
+                f"{len(fields)}", path=path, line=number,
+            )
+        start, end = _coordinates(path, number, fields, (1, 2))
+        if start < 0 or start > end:
+            raise DataError(
+                f"start {start} and end {end} must satisfy 0 <= start <= end (BED is 0-based "
+                "half-open)", path=path, line=number,
+            )
+        strand = fields[5] if len(fields) >= 6 else "."
+        name = fields[3] if len(fields) >= 4 else ""
+        yield FeatureInterval(fields[0], start, end, strand, name, number)
+
+
+def read_annotation(
+    path: str | Path, feature: str | Sequence[str] = "CDS", *, format: str | None = None
+) -> list[FeatureInterval]:
+    """Every interval of ``path`` of the given GFF3 feature type(s) (every BED interval).
+
+    Args:
+        path: GFF3 or BED file, plain, gzip or BGZF.
+        feature: GFF3 type(s) to keep (column 3, e.g. ``"CDS"``); ignored for BED.
+        format: ``"gff3"`` or ``"bed"``; by default taken from the file name.
+
+    Raises:
+        DataError: a malformed line (column count, non-integer or inverted coordinates), naming
+            the file and line; or no interval of the requested type at all (naming the types
+            the file has), which is almost always a wrong ``feature``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("annotation file not found", path=path)
+    kind = format or annotation_format(path)
+    if kind == "gff3":
+        features = frozenset([feature] if isinstance(feature, str) else feature)
+        seen_types: set[str] = set()
+        intervals = list(_read_gff3(path, features, seen_types))
+        if not intervals:
+            raise DataError(
+                f"no feature of type {', '.join(sorted(features))}; the file has types "
+                f"{', '.join(sorted(seen_types)) or 'none'}", path=path,
+            )
+        return intervals
+    if kind == "bed":
+        intervals = list(_read_bed(path))
+        if not intervals:
+            raise DataError("the BED file holds no interval", path=path)
+        return intervals
+    raise DataError(f"unknown annotation format {kind!r}; expected 'gff3' or 'bed'", path=path)
+
+
+def _group_by_seqid(intervals: Iterable[FeatureInterval]) -> dict[str, list[FeatureInterval]]:
+    grouped: dict[str, list[FeatureInterval]] = defaultdict(list)
+    for interval in intervals:
+        grouped[interval.seqid].append(interval)
+    return grouped
+
+
+def paint_mask(length: int, intervals: Iterable[FeatureInterval], annotation: str | Path,
+               record: str) -> np.ndarray:
+    """int8 array of ``length``: 1 where any interval covers the base, else 0.
+
+    Raises:
+        DataError: an interval ends past the record end (naming the line).
+    """
+    mask = np.zeros(length, dtype=np.int8)
+    for interval in intervals:
+        if interval.end > length:
+            raise DataError(
+                f"feature {interval.feature!r} ends at {interval.end}, past the end of FASTA "
+                f"record {record!r} ({length:,} bp)", path=annotation, line=interval.line,
+            )
+        mask[interval.start:interval.end] = 1
+    return mask
+
+
+def _masked_records(
+    fasta: str | Path, annotation: str | Path, feature: str | Sequence[str], format: str | None,
+) -> Iterator[tuple[FastaRecord, np.ndarray]]:
+    """Each FASTA record with its mask; after the last, every annotated seqid must have been seen."""
+    grouped = _group_by_seqid(read_annotation(annotation, feature, format=format))
+    names: list[str] = []
+    for record in read_fasta(fasta):
+        names.append(record.name)
+        yield record, paint_mask(len(record.sequence), grouped.get(record.name, ()), annotation,
+                                 record.name)
+    missing = [seqid for seqid in grouped if seqid not in set(names)]
+    if missing:
+        listed = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        raise DataError(
+            f"seqid {missing[0]!r} is not a record of the FASTA {fasta} (its records: {listed})",
+            path=annotation, line=grouped[missing[0]][0].line,
+        )
+
+
+def feature_masks(
+    fasta: str | Path, annotation: str | Path, feature: str | Sequence[str] = "CDS",
+    *, format: str | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-base labels of every FASTA record: int8, 1 inside a ``feature`` interval, else 0.
+
+    Args:
+        fasta: the annotated sequences (plain, gzip or BGZF FASTA).
+        annotation: GFF3 or BED of those sequences.
+        feature: GFF3 type(s) labelled 1 (ignored for BED).
+        format: ``"gff3"`` or ``"bed"``; by default from the file name.
+
+    Returns:
+        ``{record id: mask}``, ``mask.shape == (record length,)``, for every record in FASTA order.
+
+    Raises:
+        DataError: a bad FASTA (see :func:`~hyena_glt.ingest.fasta.read_fasta`), a malformed
+            annotation line, a seqid that is not a FASTA record, or an interval past its
+            record's end (naming the file and line).
+    """
+    return {record.name: mask for record, mask in _masked_records(fasta, annotation, feature, format)}
+
+
+def ingest_annotation(
+    fasta: str | Path,
+    annotation: str | Path,
+    out_dir: str | Path,
+    *,
+    feature: str | Sequence[str] = "CDS",
+    window: int = 1024,
+    stride: int | None = None,
+    min_length: int | None = None,
+    reverse_complement: bool = False,
+    format: str | None = None,
+    tokenizer: DNATokenizer | None = None,
+) -> dict[str, int]:
+    """Write an "annotation" shard directory: windows of ``fasta`` with per-base labels.
+
+    Windows follow the FASTA ingester (:func:`~hyena_glt.ingest.fasta.window_bounds`: full
+    windows at multiples of ``stride``, a shorter last one only with ``min_length``). Each row
+    holds ``input_ids`` (one token per base), ``labels`` (int8, 1 inside a ``feature`` interval,
+    same length), the record id and the window's 0-based half-open forward ``start``/``end``.
+    With ``reverse_complement`` each window is also written as its reverse complement
+    (``strand == "-"``, ids and labels both reversed).
+
+    Returns:
+        Counts: ``records``, ``bases``, ``feature_bases``, ``windows`` (also in the manifest).
+
+    Raises:
+        DataError: see :func:`feature_masks`; also characters outside the DNA alphabet (named
+            with record and position) or no window at all (records shorter than ``window``).
+    """
+    stride = window if stride is None else stride
+    tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
+    counts = {"records": 0, "bases": 0, "feature_bases": 0, "windows": 0}
+    features = [feature] if isinstance(feature, str) else list(feature)
+    params = {"window": window, "stride": stride, "min_length": min_length,
+              "reverse_complement": reverse_complement, "feature": features}
+    with ShardWriter(out_dir, "annotation", tokenizer, metadata={"parameters": params}) as writer:
+        with Progress(desc=Path(fasta).name, unit="bp") as bar:
+            for record, mask in _masked_records(fasta, annotation, features, format):
+                try:
+                    ids = tokenizer.encode_array(record.sequence)
+                except TokenizationError as err:
+                    raise DataError(str(err), path=fasta, record=record.name) from None
+                starts, ends = window_bounds(len(ids), window, stride, min_length)
+                _write_windows(writer, record.name, ids, mask, starts, ends, "+")
+                if reverse_complement:
+                    rc_ids = np.asarray(tokenizer.reverse_complement_ids(ids), dtype=np.uint8)
+                    # forward [s, e) is [L - e, L - s) of the reversed record
+                    _write_windows(writer, record.name, rc_ids, mask[::-1], len(ids) - ends,
+                                   len(ids) - starts, "-", starts, ends)
+                counts["records"] += 1
+                counts["bases"] += len(ids)
+                counts["feature_bases"] += int(mask.sum())
+                counts["windows"] += len(starts) * (2 if reverse_complement else 1)
+                bar.update(len(ids), windows=counts["windows"])
+        if counts["windows"] == 0:
+            raise DataError(f"no window written: every record is shorter than window={window} "
+                            "(set min_length to keep short windows)", path=fasta)
+        writer.add_source(fasta)
+        writer.add_source(annotation)
+        writer.metadata["counts"] = counts
+    logger.info("wrote %s: %s", out_dir, counts)
+    return counts
+
+
+def _write_windows(
+    writer: ShardWriter, name: str, ids: np.ndarray, mask: np.ndarray, starts: np.ndarray,
+    ends: np.ndarray, strand: str, forward_starts: np.ndarray | None = None,
+    forward_ends: np.ndarray | None = None,
+) -> None:
+    """One record's windows ``[starts, ends)`` of ``ids``/``mask``, at forward coordinates."""
+    if not len(starts):
+        return
+    forward_starts = starts if forward_starts is None else forward_starts
+    forward_ends = ends if forward_ends is None else forward_ends
+    bounds = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    writer.write_columns({
+        "id": [f"{name}:{s}-{e}:{strand}" for s, e in zip(forward_starts.tolist(),
+                                                          forward_ends.tolist(), strict=True)],
+        "input_ids": [ids[s:e] for s, e in bounds],
+        "labels": [mask[s:e] for s, e in bounds],
+        "record_id": [name] * len(bounds),
+        "start": forward_starts,
+        "end": forward_ends,
+        "strand": [strand] * len(bounds),
+    })

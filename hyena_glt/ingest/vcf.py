@@ -1,0 +1,562 @@
+"""Variant ingestion: VCF/BCF (or a variant table) + reference FASTA -> ref/alt window pairs.
+
+For each record and each ALT allele (multi-allelic records are split), two windows of ``window``
+bases are cut from the reference:
+
+- the reference window ``ref[p - window // 2 : p - window // 2 + window]``, where ``p`` is the
+  0-based position of the variant (VCF POS - 1), so REF starts at ``variant_offset = window // 2``;
+- the alternate window: the same left part, then ALT in place of REF, then the reference after
+  REF, cut or extended *at the right end* so it is also exactly ``window`` long (a deletion pulls
+  in more right-hand reference, an insertion pushes it out). ALT starts at ``variant_offset`` too.
+
+Windows reaching past a contig end are padded with ``N`` (counted as ``padded_windows``), so every
+variant keeps a window and the variant stays at ``variant_offset``. With
+``reverse_complement=True`` each row also holds the reverse complement of both windows
+(``ref_input_ids_rc``, ``alt_input_ids_rc``), for averaging a score over both strands.
+
+REF is checked against the reference (case-insensitive): a mismatch is a DataError naming the
+file, record and both alleles, or with ``on_ref_mismatch="skip"`` a counted skip. Symbolic alleles
+(``<DEL>``, ``<CN0>``, ``*``, breakends) and records without ALT are skipped and counted. The counts
+go to the log and to the shard manifest.
+
+The reference is opened with ``pysam.FastaFile``: plain or BGZF FASTA, with its ``.fai`` (and
+``.gzi``) when present, else indexed into a temporary folder (nothing is written next to the
+input). A plain-gzip reference (not BGZF) cannot be indexed; it is decompressed to a temporary
+file first, which costs its size in temporary disk (``bgzip`` it to avoid this).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pysam
+
+from ..data.shards import ShardWriter
+from ..data.tokenizers import DNATokenizer
+from ..errors import ConfigurationError, DataError, TokenizationError
+from ..progress import progress
+
+__all__ = [
+    "Variant",
+    "VariantCounts",
+    "open_reference",
+    "variants_from_vcf",
+    "variants_from_table",
+    "variant_windows",
+    "ingest_variants",
+]
+
+logger = logging.getLogger(__name__)
+
+ON_REF_MISMATCH = ("error", "skip")
+
+#: Columns of a "variants" row that a table's ``keep_columns`` may not overwrite.
+ROW_COLUMNS = frozenset({"id", "ref_input_ids", "alt_input_ids", "variant_offset", "chrom", "pos",
+                         "ref", "alt", "label", "variant_id", "ref_input_ids_rc",
+                         "alt_input_ids_rc"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One biallelic variant; ``pos`` is the 1-based VCF POS, ``source``/``line`` its origin."""
+
+    chrom: str
+    pos: int
+    ref: str
+    alt: str
+    label: float = math.nan
+    source: str = ""
+    line: int | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def record(self) -> str:
+        return f"{self.chrom}:{self.pos}"
+
+    def error(self, message: str) -> DataError:
+        return DataError(message, path=self.source, record=self.record, line=self.line)
+
+
+@dataclass
+class VariantCounts:
+    """What happened to the input's records and alleles (logged, and stored in the manifest)."""
+
+    records: int = 0
+    alleles: int = 0
+    written: int = 0
+    skipped_symbolic: int = 0
+    skipped_no_alt: int = 0
+    skipped_ref_mismatch: int = 0
+    padded_windows: int = 0
+    labelled: int = 0
+
+
+def is_symbolic(allele: str) -> bool:
+    """True for alleles that are not plain bases: ``<DEL>``, ``*``, breakends ``G]17:198982]``, ``.G``."""
+    return allele.startswith("<") or allele == "*" or any(c in allele for c in "[].")
+
+
+def _head(path: Path, size: int = 16) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(size)
+
+
+def _is_plain_gzip(path: Path) -> bool:
+    """A gzip file that is not BGZF (BGZF has the 'BC' extra subfield in every block header)."""
+    head = _head(path)
+    if head[:2] != b"\x1f\x8b":
+        return False
+    has_extra = len(head) > 3 and head[3] & 4
+    return not (has_extra and head[12:14] == b"BC")
+
+
+@contextlib.contextmanager
+def _htslib_messages() -> Iterator[list[str]]:
+    """Capture what htslib writes to the process's stderr (file descriptor 2) in the block.
+
+    htslib reports *why* indexing failed (format error at line N, duplicate names) only there;
+    the captured text is in the yielded list once the block ends.
+    """
+    captured: list[str] = []
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def open_reference(path: str | Path) -> Iterator[pysam.FastaFile]:
+    """Open a FASTA for random access without writing anything next to it.
+
+    Raises:
+        DataError: the file is missing, cannot be indexed (not FASTA, uneven line lengths), or
+            holds no sequence.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("reference FASTA not found", path=path)
+    with tempfile.TemporaryDirectory(prefix="hyena-glt-ref-") as tmp:
+        source = path
+        if _is_plain_gzip(path):
+            logger.warning(
+                "%s is plain gzip, not BGZF: decompressing it to a temporary file to index it "
+                "(bgzip the reference to skip this)", path,
+            )
+            source = Path(tmp) / path.name.removesuffix(".gz")
+            try:
+                with gzip.open(path, "rb") as src, open(source, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (EOFError, OSError) as err:
+                raise DataError(f"cannot decompress ({err}); is it truncated?", path=path) from None
+        fai, gzi = Path(f"{source}.fai"), Path(f"{source}.gzi")
+        compressed = _head(source, 2) == b"\x1f\x8b"
+        if not fai.is_file() or (compressed and not gzi.is_file()):
+            fai, gzi = Path(tmp) / "reference.fai", Path(tmp) / "reference.gzi"
+            args = [str(source), "--fai-idx", str(fai)]
+            if compressed:
+                args += ["--gzi-idx", str(gzi)]
+            with _htslib_messages() as messages:
+                try:
+                    pysam.faidx(*args)
+                    failed = False
+                except pysam.SamtoolsError:
+                    failed = True
+            if failed or "duplicate sequence" in messages[0]:
+                detail = " ".join(messages[0].split()) or "not a FASTA file?"
+                raise DataError(f"cannot index the reference FASTA: {detail}", path=path)
+        try:
+            fasta = pysam.FastaFile(
+                str(source), filepath_index=str(fai),
+                filepath_index_compressed=str(gzi) if compressed else None,
+            )
+        except (OSError, ValueError) as err:
+            raise DataError(f"cannot open the reference FASTA: {err}", path=path) from None
+        with fasta:
+            if not fasta.references:
+                raise DataError("the reference FASTA holds no sequence", path=path)
+            yield fasta
+
+
+def _open_variant_file(path: Path) -> pysam.VariantFile:
+    if not path.is_file():
+        raise DataError("VCF/BCF file not found", path=path)
+    # Quiet htslib while opening: it reports a missing .tbi/.csi, which we never need.
+    verbosity = pysam.set_verbosity(0)
+    try:
+        return pysam.VariantFile(str(path))
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"not a readable VCF/BCF with a header (it must start with '##fileformat=VCF' and "
+            f"have a '#CHROM' line): {err}", path=path,
+        ) from None
+    finally:
+        pysam.set_verbosity(verbosity)
+
+
+def _number(value: object, what: str, variant: Variant) -> float:
+    if value is None or value == "" or value == ".":
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise variant.error(f"{what} {value!r} is not a number") from None
+
+
+def _info_label(record: pysam.VariantRecord, name: str, alt_index: int, variant: Variant) -> float:
+    """The INFO ``name`` value for ALT ``alt_index`` (Number=A/R per allele; flags give 0/1)."""
+    meta = record.header.info[name]
+    if meta.type == "Flag":
+        return 1.0 if name in record.info else 0.0
+    value = record.info.get(name)
+    if isinstance(value, tuple):
+        n_alts = len(record.alts or ())
+        if meta.number == "R":
+            value = value[alt_index + 1]
+        elif meta.number == "A" or len(value) == n_alts:
+            value = value[alt_index]
+        elif len(value) == 1:
+            value = value[0]
+        else:
+            raise variant.error(
+                f"INFO {name} has {len(value)} values for {n_alts} ALT alleles; cannot tell "
+                "which is this allele's label"
+            )
+    return _number(value, f"INFO {name}", variant)
+
+
+def variants_from_vcf(
+    path: str | Path, *, label_info: str | None = None, counts: VariantCounts | None = None
+) -> Iterator[Variant]:
+    """Every (record, ALT allele) of a VCF/BCF as a :class:`Variant`.
+
+    Records without ALT and symbolic ALT alleles are skipped and counted in ``counts``.
+
+    Args:
+        path: VCF, bgzipped VCF or BCF.
+        label_info: INFO field holding each variant's label (per allele for Number=A); NaN
+            where a record lacks it.
+        counts: updated with ``records``, ``skipped_symbolic`` and ``skipped_no_alt``.
+
+    Raises:
+        DataError: no header / not a VCF, ``label_info`` not declared in the header, or a record
+            that cannot be parsed (named by the record before it).
+    """
+    path = Path(path)
+    counts = counts if counts is not None else VariantCounts()
+    with _open_variant_file(path) as vcf:
+        if label_info is not None and label_info not in vcf.header.info:
+            raise DataError(
+                f"INFO field {label_info!r} (the label) is not declared in the header; declared: "
+                f"{', '.join(vcf.header.info) or 'none'}", path=path,
+            )
+        records = iter(vcf)
+        last = "the header"
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as err:
+                raise DataError(
+                    f"cannot parse record {counts.records + 1}, the one after {last}: {err}",
+                    path=path,
+                ) from None
+            counts.records += 1
+            last = f"{record.chrom}:{record.pos}"
+            if not record.alts:
+                counts.skipped_no_alt += 1
+                continue
+            for alt_index, alt in enumerate(record.alts):
+                if is_symbolic(alt):
+                    counts.skipped_symbolic += 1
+                    continue
+                variant = Variant(
+                    record.chrom, record.pos, record.ref.upper(), alt.upper(), source=str(path),
+                    extra={"variant_id": record.id or ""},
+                )
+                if label_info is not None:
+                    label = _info_label(record, label_info, alt_index, variant)
+                    variant = dataclasses.replace(variant, label=label)
+                yield variant
+
+
+def _read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
+    """A CSV/TSV (optionally gzipped) as strings, checked to hold the ``required`` columns.
+
+    TSV when the name ends in ``.tsv``/``.txt`` (before ``.gz``), else CSV.
+
+    Raises:
+        DataError: missing or unreadable file, or a required column absent (all are named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("table not found", path=path)
+    name = path.name.lower().removesuffix(".gz")
+    sep = "\t" if name.endswith((".tsv", ".txt")) else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError,
+            OSError) as err:
+        raise DataError(f"cannot read the table: {err}", path=path) from None
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(map(repr, missing))}; the table has "
+            f"{', '.join(map(repr, table.columns))}", path=path,
+        )
+    return table
+
+
+def variants_from_table(
+    table: str | Path,
+    *,
+    chrom_column: str | None = "chrom",
+    pos_column: str = "pos",
+    ref_column: str = "ref",
+    alt_column: str = "alt",
+    label_column: str | None = None,
+    chrom: str | None = None,
+    keep_columns: Sequence[str] = (),
+    counts: VariantCounts | None = None,
+) -> Iterator[Variant]:
+    """Variants from a table with one biallelic variant per row, as a VCF would give them.
+
+    Args:
+        table: CSV/TSV (optionally gzipped), header on line 1.
+        chrom_column, pos_column, ref_column, alt_column: columns holding the contig, the
+            1-based position (VCF POS convention) and the two alleles.
+        label_column: numeric label column (empty / NA -> NaN); None: labels are NaN.
+        chrom: contig for every row, used instead of ``chrom_column`` (e.g. a table in the
+            coordinates of a one-record reference, like the BRCA1 SGE table on ref_brca1.fa).
+        keep_columns: further columns copied to the output rows as strings.
+        counts: ``records`` is updated (one per row).
+
+    Raises:
+        DataError: a missing column, a non-integer position, an empty allele or a non-numeric
+            label, naming the file and line.
+    """
+    path = Path(table)
+    clashing = sorted(set(keep_columns) & ROW_COLUMNS)
+    if clashing:
+        raise ConfigurationError(f"keep_columns {clashing} would overwrite output columns of the "
+                                 f"same name; output columns are {sorted(ROW_COLUMNS)}")
+    columns = [pos_column, ref_column, alt_column, *keep_columns]
+    if chrom is None:
+        if chrom_column is None:
+            raise DataError("give a chrom column or a fixed chrom for every row", path=path)
+        columns.append(chrom_column)
+    if label_column is not None:
+        columns.append(label_column)
+    frame = _read_table(path, columns)
+    chroms = [chrom] * len(frame) if chrom is not None else frame[chrom_column].tolist()
+    labels = frame[label_column].tolist() if label_column is not None else [""] * len(frame)
+    kept = {column: frame[column].tolist() for column in keep_columns}
+    rows = zip(chroms, frame[pos_column].tolist(), frame[ref_column].tolist(),
+               frame[alt_column].tolist(), labels, strict=True)
+    counts = counts if counts is not None else VariantCounts()
+    for index, (contig, pos, ref, alt, label) in enumerate(rows):
+        counts.records += 1
+        line = index + 2
+        variant = Variant(contig, 0, ref.strip().upper(), alt.strip().upper(), source=str(path),
+                          line=line, extra={column: kept[column][index] for column in kept})
+        try:
+            variant = dataclasses.replace(variant, pos=int(pos))
+        except ValueError:
+            raise DataError(f"column {pos_column!r}: position {pos!r} is not an integer",
+                            path=path, line=line) from None
+        if variant.pos < 1 or not variant.ref or not variant.alt or "," in variant.alt:
+            raise variant.error(
+                f"need a position >= 1 and one REF and one ALT allele; found pos {pos!r}, "
+                f"ref {ref!r}, alt {alt!r}"
+            )
+        if label_column is not None and label.strip().upper() not in ("", "NA", "NAN"):
+            variant = dataclasses.replace(
+                variant, label=_number(label, f"column {label_column!r}: label", variant))
+        yield variant
+
+
+def read_variant_labels(
+    table: str | Path, label_column: str, **columns: str
+) -> dict[tuple[str, int, str, str], float]:
+    """Labels keyed by (chrom, pos, ref, alt) from a sidecar table (see :func:`variants_from_table`).
+
+    Raises:
+        DataError: as for :func:`variants_from_table`, or a variant listed twice.
+    """
+    labels: dict[tuple[str, int, str, str], float] = {}
+    for variant in variants_from_table(table, label_column=label_column, **columns):
+        key = (variant.chrom, variant.pos, variant.ref, variant.alt)
+        if key in labels:
+            raise variant.error(f"variant {variant.ref}>{variant.alt} is listed twice")
+        labels[key] = variant.label
+    return labels
+
+
+def _fetch_padded(fasta: pysam.FastaFile, chrom: str, start: int, end: int) -> str:
+    """``chrom[start:end]`` in upper case, with N for the part outside the contig."""
+    length = fasta.get_reference_length(chrom)
+    inner = fasta.fetch(chrom, max(start, 0), max(min(end, length), 0)) if start < length else ""
+    left = min(max(-start, 0), end - start)
+    return "N" * left + inner.upper() + "N" * (end - start - left - len(inner))
+
+
+def check_contig(fasta: pysam.FastaFile, variant: Variant, reference: str | Path) -> None:
+    """DataError naming the contig and the reference's contigs when ``variant`` is off-reference."""
+    if variant.chrom not in fasta.references:
+        names = list(fasta.references)
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        raise variant.error(
+            f"contig {variant.chrom!r} is not in the reference {reference} (its contigs: {shown})"
+        )
+
+
+def variant_windows(fasta: pysam.FastaFile, variant: Variant, window: int) -> tuple[str, str, int]:
+    """(reference window, alternate window, variant offset) for one variant; see module doc.
+
+    Both windows are ``window`` long; REF starts at the offset in the first, ALT in the second.
+    The contig must exist (:func:`check_contig`); REF is not checked here.
+    """
+    offset = window // 2
+    start = variant.pos - 1 - offset
+    ref_window = _fetch_padded(fasta, variant.chrom, start, start + window)
+    after_ref = variant.pos - 1 + len(variant.ref)
+    right = max(window - offset - len(variant.alt), 0)
+    alt_window = (
+        ref_window[:offset] + variant.alt + _fetch_padded(fasta, variant.chrom, after_ref, after_ref + right)
+    )[:window]
+    return ref_window, alt_window, offset
+
+
+def _tokens(tokenizer: DNATokenizer, window: str, variant: Variant, which: str) -> np.ndarray:
+    try:
+        return tokenizer.encode_array(window)
+    except TokenizationError as err:
+        raise variant.error(f"{which} window: {err}") from None
+
+
+def ingest_variants(
+    variants: Iterable[Variant],
+    reference: str | Path,
+    out_dir: str | Path,
+    *,
+    window: int = 1024,
+    on_ref_mismatch: str = "error",
+    labels: Mapping[tuple[str, int, str, str], float] | None = None,
+    reverse_complement: bool = False,
+    tokenizer: DNATokenizer | None = None,
+    counts: VariantCounts | None = None,
+) -> VariantCounts:
+    """Write a "variants" shard directory of ref/alt windows for ``variants``.
+
+    Args:
+        variants: from :func:`variants_from_vcf` or :func:`variants_from_table`.
+        reference: FASTA the variants' positions refer to.
+        out_dir: shard directory, written atomically (nothing is left on error).
+        window: bases per window; the variant starts at ``window // 2``.
+        on_ref_mismatch: ``"error"`` (DataError) or ``"skip"`` (counted) when REF differs from
+            the reference.
+        labels: ``(chrom, pos, ref, alt) -> label`` (:func:`read_variant_labels`); replaces the
+            variants' own labels, NaN for variants not listed.
+        reverse_complement: also store both windows reverse-complemented (``*_rc`` columns).
+        tokenizer: DNA tokenizer for the windows (default ``DNATokenizer()``).
+        counts: the counts the variant source updates (for its skips), continued here.
+
+    Returns:
+        The counts, also logged and stored in the manifest.
+
+    Raises:
+        DataError: unknown contig, REF mismatch (with ``"error"``), a window with characters
+            outside the alphabet, or no variant left to write; each names file and record.
+    """
+    if on_ref_mismatch not in ON_REF_MISMATCH:
+        raise ConfigurationError(
+            f"on_ref_mismatch={on_ref_mismatch!r}; allowed: {', '.join(ON_REF_MISMATCH)}")
+    if window < 1:
+        raise ConfigurationError(f"window={window}; it must be >= 1")
+    tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
+    counts = counts if counts is not None else VariantCounts()
+    sources: list[str] = []
+    columns = [("label", pa.float64())]
+    if reverse_complement:
+        columns += [("ref_input_ids_rc", pa.list_(pa.uint8())), ("alt_input_ids_rc", pa.list_(pa.uint8()))]
+    with open_reference(reference) as fasta, ShardWriter(
+        out_dir, "variants", tokenizer, schema=pa.schema(columns)
+    ) as writer:
+        writer.add_source(reference)
+        for variant in progress(variants, desc="variants", unit="allele"):
+            if variant.source not in sources:
+                sources.append(variant.source)
+                writer.add_source(variant.source)
+            counts.alleles += 1
+            check_contig(fasta, variant, reference)
+            start = variant.pos - 1
+            found = _fetch_padded(fasta, variant.chrom, start, start + len(variant.ref))
+            if found != variant.ref:
+                if on_ref_mismatch == "error":
+                    raise variant.error(
+                        f"REF {variant.ref} does not match the reference {reference}, which has "
+                        f"{found} there (wrong reference build, or 0-based positions?)"
+                    )
+                counts.skipped_ref_mismatch += 1
+                logger.debug("skipped %s: REF %s, reference %s", variant.record, variant.ref, found)
+                continue
+            label = variant.label
+            if labels is not None:
+                label = labels.get((variant.chrom, variant.pos, variant.ref, variant.alt), math.nan)
+            ref_window, alt_window, offset = variant_windows(fasta, variant, window)
+            length = fasta.get_reference_length(variant.chrom)
+            counts.padded_windows += start - offset < 0 or start - offset + window > length
+            row = {
+                "id": f"{variant.chrom}:{variant.pos}:{variant.ref}>{variant.alt}",
+                "ref_input_ids": _tokens(tokenizer, ref_window, variant, "reference"),
+                "alt_input_ids": _tokens(tokenizer, alt_window, variant, "alternate"),
+                "variant_offset": offset,
+                "chrom": variant.chrom,
+                "pos": variant.pos,
+                "ref": variant.ref,
+                "alt": variant.alt,
+                "label": label,
+                **variant.extra,
+            }
+            if reverse_complement:
+                row["ref_input_ids_rc"] = tokenizer.reverse_complement_ids(row["ref_input_ids"])
+                row["alt_input_ids_rc"] = tokenizer.reverse_complement_ids(row["alt_input_ids"])
+            writer.write(row)
+            counts.written += 1
+            counts.labelled += not math.isnan(label)
+        if counts.written == 0:
+            raise DataError(f"no variant to write ({_describe(counts)})",
+                            path=", ".join(sources) or None)
+        writer.metadata["parameters"] = {
+            "window": window, "variant_offset": window // 2, "on_ref_mismatch": on_ref_mismatch,
+            "reverse_complement": reverse_complement, "sidecar_labels": labels is not None,
+        }
+        writer.metadata["counts"] = dataclasses.asdict(counts)
+    skipped = counts.skipped_ref_mismatch + counts.skipped_symbolic + counts.skipped_no_alt
+    (logger.warning if skipped else logger.info)("wrote %s: %s", out_dir, _describe(counts))
+    return counts
+
+
+def _describe(counts: VariantCounts) -> str:
+    return ", ".join(f"{name} {value:,}" for name, value in dataclasses.asdict(counts).items())

@@ -1,0 +1,347 @@
+"""The Snakemake workflow: formatting, lint, dry runs, config checks and a real ingestion run.
+
+Every snakemake call runs in its own process from the repository root (so the workflow profile
+profiles/default/ is used as it is by `snakemake --cores 2`), with the virtualenv's bin folder
+first on PATH so that the rules find the `hyena-glt` command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+RESOURCES = REPO / "resources"
+
+
+def run_snakemake(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--snakefile", str(SNAKEFILE), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Rule name -> job count from the 'Job stats' table snakemake prints before running."""
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            break
+        counts[fields[0]] = int(fields[1])
+    return counts
+
+
+def write_sheet(path: Path, rows: list[dict[str, str]]) -> Path:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["\t".join(columns)] + [
+        "\t".join(str(row.get(column, "")) for column in columns) for row in rows
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def example_config() -> dict:
+    with open(REPO / "config" / "config.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+def write_config(directory: Path, config: dict, genomes: list[dict], tasks: list[dict]) -> Path:
+    """A config plus its two sheets in ``directory``; returns the config path."""
+    config = {
+        **config,
+        "genomes": str(write_sheet(directory / "genomes.tsv", genomes)),
+        "tasks": str(write_sheet(directory / "tasks.tsv", tasks)),
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+SARS_COV_2 = {"genome": "sars_cov_2", "fasta": str(RESOURCES / "genomes" / "NC_045512.2.fa.gz")}
+CHLOROPLAST = {
+    "genome": "chloroplast",
+    "fasta": str(RESOURCES / "genomes" / "NC_000932.1.fa.gz"),
+}
+PROMOTERS = {
+    "task": "promoters",
+    "type": "sequence_classification",
+    "table": str(RESOURCES / "promoters" / "human_nontata_promoters.test_subset2000.csv.gz"),
+}
+SARS_COV_2_CDS = {
+    "task": "sars_cov_2_cds",
+    "type": "token_classification",
+    "fasta": SARS_COV_2["fasta"],
+    "annotation": str(RESOURCES / "annotation" / "GCF_009858895.2_ASM985889v3_genomic.gff3.gz"),
+}
+BRCA1_1KG_AF = {
+    "task": "brca1_1kg_af",
+    "type": "variant_effect",
+    "objective": "regression",
+    "vcf": str(RESOURCES / "variants" / "brca1_1kgPhase3_variants.vcf.gz"),
+    "label_info": "AF",
+    "reference": str(RESOURCES / "variants" / "ref_brca1.fa.gz"),
+}
+BRCA1_LOF = {
+    "task": "brca1_lof",
+    "type": "variant_effect",
+    "table": str(RESOURCES / "variants" / "brca1_sge_variants.csv.gz"),
+    "label_column": "label_lof",
+    "chrom": "ref_brca1",
+    "pos_column": "pos_in_ref_brca1",
+    "reference": str(RESOURCES / "variants" / "ref_brca1.fa.gz"),
+}
+
+
+def test_snakefmt_check():
+    result = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "workflow"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lint():
+    result = run_snakemake("--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_of_the_default_config_plans_every_ingestion_job():
+    result = run_snakemake("--dry-run", "--forceall", "--cores", "2")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    genomes = (REPO / "config" / "genomes.tsv").read_text().splitlines()[1:]
+    assert counts["ingest_genome"] == len(genomes) == 3
+    assert counts["ingest_sequence_task"] == 1
+    assert counts["ingest_annotation_task"] == 1
+    assert counts["ingest_variant_task"] == 1
+    # The local profile was used: it prints every shell command.
+    assert "Using workflow specific profile profiles/default" in result.stderr
+
+
+#: PyPI name -> conda name, where they differ.
+CONDA_NAMES = {"torch": "pytorch"}
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!\[ ]", requirement, maxsplit=1)[0] for requirement in requirements}
+
+
+def conda_packages(path: Path) -> tuple[set[str], list]:
+    """Package names of a conda environment file, and its pip section (if any)."""
+    with open(path) as handle:
+        dependencies = yaml.safe_load(handle)["dependencies"]
+    names = requirement_names([d for d in dependencies if isinstance(d, str)])
+    pip = [d["pip"] for d in dependencies if isinstance(d, dict)]
+    return names, pip
+
+
+@pytest.mark.parametrize(
+    ("environment", "extras"),
+    [
+        ("environment.yml", ["workflow", "export", "dev"]),
+        ("workflow/envs/hyena-glt.yaml", ["export"]),
+    ],
+)
+def test_conda_environments_list_the_dependencies_of_pyproject(environment, extras):
+    """The conda environment files and pyproject.toml must not drift apart."""
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in extras:
+        requirements += [r for r in project["optional-dependencies"][extra] if "hyena-glt" not in r]
+    listed, pip = conda_packages(REPO / environment)
+    missing = {CONDA_NAMES.get(name, name) for name in requirement_names(requirements)} - listed
+    assert not missing, f"{environment} lacks {sorted(missing)}"
+    if environment == "environment.yml":
+        assert pip == [["-e ."]]  # the package itself, editable
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        (
+            ("ingest", "variants", "on_ref_mismatch"),
+            "warn",
+            "'warn' is not one of ['error', 'skip']",
+        ),
+        (("ingest", "genomes", "window"), 0, "On instance['ingest']['genomes']['window']"),
+        (("unknown_setting",), 1, "'unknown_setting' was unexpected"),
+    ],
+)
+def test_bad_config_fails_before_any_job_naming_the_field(tmp_path, field, value, named):
+    config = example_config()
+    parent = config
+    for key in field[:-1]:
+        parent = parent[key]
+    parent[field[-1]] = value
+    path = write_config(tmp_path, config, [SARS_COV_2], [PROMOTERS])
+    result = run_snakemake(
+        "--dry-run", "--cores", "1", "--configfile", str(path), "--directory", str(tmp_path)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert named in output
+    assert "Building DAG" not in output
+
+
+@pytest.mark.parametrize(
+    ("genomes", "tasks", "named"),
+    [
+        (
+            [{**SARS_COV_2, "fasta": "missing/genome.fa.gz"}],
+            [PROMOTERS],
+            "genomes.tsv, line 2 (genome 'sars_cov_2'): column 'fasta': "
+            "file not found: missing/genome.fa.gz",
+        ),
+        (
+            [SARS_COV_2],
+            [PROMOTERS, {k: v for k, v in SARS_COV_2_CDS.items() if k != "annotation"}],
+            "tasks.tsv, line 3 (task 'sars_cov_2_cds'): 'annotation' is a required property",
+        ),
+        (
+            [SARS_COV_2],
+            [{**PROMOTERS, "test_fraction": "most"}],
+            "tasks.tsv, line 2 (task 'promoters'): column 'test_fraction': "
+            "'most' is not of type 'number'",
+        ),
+        (
+            [SARS_COV_2, SARS_COV_2],
+            [PROMOTERS],
+            "genomes.tsv: column 'genome': duplicate names ['sars_cov_2']",
+        ),
+    ],
+)
+def test_bad_sheet_fails_before_any_job_naming_the_problem(tmp_path, genomes, tasks, named):
+    path = write_config(tmp_path, example_config(), genomes, tasks)
+    result = run_snakemake(
+        "--dry-run", "--cores", "1", "--configfile", str(path), "--directory", str(tmp_path)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert named in output
+    assert "Building DAG" not in output
+
+
+def read_manifest(path: Path) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+@pytest.mark.slow
+def test_ingestion_runs_on_the_example_data(tmp_path):
+    """Every ingestion rule runs for real on the bundled inputs; the shards' manifests show the
+    config's settings reached the CLI; a re-run has nothing to do, and a genome added to the
+    sheet schedules only its own ingestion."""
+    config = example_config()
+    config["ingest"]["annotation"] = {
+        **config["ingest"]["annotation"],
+        "window": 512,
+        "stride": 512,
+    }
+    config["ingest"]["variants"] = {**config["ingest"]["variants"], "window": 128}
+    tasks = [PROMOTERS, SARS_COV_2_CDS, BRCA1_LOF, BRCA1_1KG_AF]
+    path = write_config(tmp_path, config, [SARS_COV_2], tasks)
+    in_tmp = ("--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
+    result = run_snakemake(*in_tmp)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    results = tmp_path / "results" / "ingest"
+    genome = read_manifest(results / "genomes" / "sars_cov_2" / "manifest.json")
+    # 29,903 bp: 29 full 1,024-bp windows (stride 1,024), each also reverse-complemented.
+    assert (genome["kind"], genome["num_rows"]) == ("windows", 2 * 29)
+    assert genome["metadata"]["parameters"]["reverse_complement"] is True
+
+    train = read_manifest(results / "tasks" / "promoters" / "train" / "manifest.json")
+    test = read_manifest(results / "tasks" / "promoters" / "test" / "manifest.json")
+    assert (train["kind"], train["num_rows"], test["num_rows"]) == ("table", 1_600, 400)
+    assert train["labels"] == ["0", "1"]
+    assert (train["metadata"]["parameters"]["split"], train["metadata"]["parameters"]["seed"]) == (
+        0.8,
+        0,
+    )
+
+    annotation = read_manifest(results / "tasks" / "sars_cov_2_cds" / "manifest.json")
+    assert (annotation["kind"], annotation["num_rows"]) == ("annotation", 29_903 // 512)
+    assert annotation["metadata"]["parameters"]["feature"] == ["CDS"]
+
+    lof = read_manifest(results / "tasks" / "brca1_lof" / "manifest.json")
+    assert (lof["kind"], lof["num_rows"]) == ("variants", 3_893)
+    assert lof["metadata"]["parameters"]["window"] == 128
+    assert lof["metadata"]["counts"]["labelled"] == 3_893
+    # 2,052 VCF records: multi-allelic ones split (2,058 alleles), the one symbolic SV skipped.
+    allele_frequency = read_manifest(results / "tasks" / "brca1_1kg_af" / "manifest.json")
+    assert (allele_frequency["kind"], allele_frequency["num_rows"]) == ("variants", 2_057)
+    assert allele_frequency["metadata"]["counts"]["skipped_symbolic"] == 1
+
+    # The CLI's log lines went to the rule's log file.
+    log = (tmp_path / "logs/ingest/genomes/sars_cov_2.log").read_text()
+    assert "results/ingest/genomes/sars_cov_2" in log
+    assert (tmp_path / "results/benchmarks/ingest/genomes/sars_cov_2.tsv").exists()
+
+    again = run_snakemake("--dry-run", *in_tmp)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    write_config(tmp_path, config, [SARS_COV_2, CHLOROPLAST], tasks)
+    added = run_snakemake("--dry-run", *in_tmp)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert job_counts(added.stdout) == {"ingest_genome": 1, "all": 1, "total": 2}
+
+
+def test_profiles_resolve_as_documented(monkeypatch):
+    """profiles/default is picked up from the repository root and does not override the SLURM
+    profile (Snakemake applies the workflow profile on top of --profile)."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(REPO)
+    _, local = parse_args(["--cores", "2", "--dry-run"])
+    assert (local.cores, local.printshellcmds, local.rerun_incomplete) == (2, True, True)
+    assert local.executor is None
+
+    _, slurm = parse_args(["--profile", "profiles/slurm", "--dry-run"])
+    assert slurm.executor == "slurm"
+    assert (slurm.jobs, slurm.latency_wait, slurm.keep_going, slurm.retries) == (
+        20,
+        60,
+        True,
+        1,
+    )
+    assert slurm.cores is None  # no cap on the cores of all jobs together
+    assert {name: slurm.default_resources[name].value for name in ("mem_mb", "runtime")} == {
+        "mem_mb": 4000,
+        "runtime": 60,
+    }
+
+
+@pytest.mark.slow
+def test_a_failing_job_leaves_its_error_in_its_log_and_no_output(tmp_path):
+    bad_column = {**PROMOTERS, "label_column": "no_such_column"}
+    path = write_config(tmp_path, example_config(), [SARS_COV_2], [bad_column])
+    result = run_snakemake(
+        "--cores",
+        "1",
+        "results/ingest/tasks/promoters/train/manifest.json",
+        "--configfile",
+        str(path),
+        "--directory",
+        str(tmp_path),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "logs/ingest/tasks/promoters.log" in output
+    log = (tmp_path / "logs" / "ingest" / "tasks" / "promoters.log").read_text()
+    assert "no_such_column" in log and "human_nontata_promoters.test_subset2000.csv.gz" in log
+    assert not list((tmp_path / "results" / "ingest" / "tasks").rglob("manifest.json"))
