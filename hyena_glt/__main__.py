@@ -1,3 +1,5 @@
-from hyena_glt.cli import main
 import sys
+
+from hyena_glt.cli import main
+
 sys.exit(main())

@@ -160,3 +160,15 @@ def test_records_shorter_than_the_window_leave_nothing_to_write(write_fasta, tmp
     with pytest.raises(DataError, match="no window written"):
         ingest_fasta([path], tmp_path / "w", window=10)
     assert not (tmp_path / "w").exists()
+
+
+def test_cli_unknown_replace_reads_invalid_characters_as_n(write_fasta, tmp_path, capsys):
+    fasta = write_fasta([("a", "ACGTXACGTAC")])
+    assert main(["ingest", "fasta", str(fasta), "--out", str(tmp_path / "strict"),
+                 "--window", "4"]) == 2
+    assert "invalid DNA character 'X' at position 4" in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists()
+    assert main(["ingest", "fasta", str(fasta), "--out", str(tmp_path / "lenient"),
+                 "--window", "4", "--max-n-fraction", "0.5", "--unknown", "replace"]) == 0
+    rows = read_table(tmp_path / "lenient").to_pylist()
+    assert DNATokenizer().decode(rows[1]["input_ids"]) == "NACG"

@@ -23,6 +23,18 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
                         "atomically: it appears only when complete)")
 
 
+def _add_unknown(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unknown", choices=("error", "replace"), default="error",
+                        help="a character outside the alphabet: stop with an error naming it "
+                        "(default), or read it as N (X for protein)")
+
+
+def _tokenizer(args: argparse.Namespace):
+    from ..data.tokenizers import tokenizer_from_name
+
+    return tokenizer_from_name(args.alphabet, unknown=args.unknown)
+
+
 def _register_fasta(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "fasta", help="FASTA (plain/gzip/bgzip) -> token windows for pretraining",
@@ -43,6 +55,7 @@ def _register_fasta(subparsers: argparse._SubParsersAction) -> None:
                         help="keep a record's short final window if it has at least this many "
                         "residues (default: full windows only)")
     parser.add_argument("--alphabet", choices=ALPHABETS, default="dna", help="default dna")
+    _add_unknown(parser)
     parser.set_defaults(func=_run_fasta)
 
 
@@ -51,7 +64,7 @@ def _run_fasta(args: argparse.Namespace) -> int:
 
     ingest_fasta(args.fasta, args.out, window=args.window, stride=args.stride,
                  reverse_complement=args.reverse_complement, max_n_fraction=args.max_n_fraction,
-                 min_length=args.min_length, alphabet=args.alphabet)
+                 min_length=args.min_length, alphabet=args.alphabet, tokenizer=_tokenizer(args))
     return 0
 
 
@@ -78,6 +91,7 @@ def _register_table(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--split-column", default=None,
                        help="write one shard directory per value of this column")
     parser.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
+    _add_unknown(parser)
     parser.set_defaults(func=_run_table)
 
 
@@ -87,7 +101,7 @@ def _run_table(args: argparse.Namespace) -> int:
     ingest_table(args.table, args.out, alphabet=args.alphabet,
                  sequence_column=args.sequence_column, label_column=args.label_column,
                  task=args.task, id_column=args.id_column, split=args.split,
-                 split_column=args.split_column, seed=args.seed)
+                 split_column=args.split_column, seed=args.seed, tokenizer=_tokenizer(args))
     return 0
 
 
