@@ -24,8 +24,8 @@ $(BIN)/hyena-glt: pyproject.toml
 	touch $@
 
 demo: $(BIN)/hyena-glt
-	$(BIN)/snakemake --cores $(CORES) --directory . --snakefile workflow/Snakefile
-	@echo "Report: $$(pwd)/results/report/report.html"
+	$(BIN)/snakemake --cores $(CORES)
+	@echo "Outputs: $$(pwd)/results (shard manifests: results/ingest/*/*/manifest.json)"
 
 test: $(BIN)/hyena-glt
 	$(BIN)/python -m pytest
