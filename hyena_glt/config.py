@@ -84,6 +84,10 @@ class HyenaGLTConfig:
     max_patch_size: int = 16
     #: Hyena layers of the byte-level local encoder that runs before merging.
     local_encoder_layers: int = 1
+    # Added by the model issue: per-nucleotide Hyena layers after un-merging (BLT's local
+    # decoder; 0 = none) and the weight of the entropy model's auxiliary next-token loss.
+    local_decoder_layers: int = 1
+    merge_aux_loss_weight: float = 0.1
 
     # --- task heads -------------------------------------------------------------------------
     num_classes: int = 2
@@ -153,6 +157,9 @@ class HyenaGLTConfig:
         need(self.merge_threshold >= 0.0, "merge_threshold", ">= 0")
         need(self.merge_mode in ("entropy", "monotonic", "learned"), "merge_mode",
              "one of entropy, monotonic, learned")
+        need(isinstance(self.local_decoder_layers, int) and self.local_decoder_layers >= 0,
+             "local_decoder_layers", "an integer >= 0")
+        need(self.merge_aux_loss_weight >= 0.0, "merge_aux_loss_weight", ">= 0")
         need(self.max_patch_size >= self.min_patch_size, "max_patch_size",
              f">= min_patch_size={self.min_patch_size}")
         need(self.learning_rate > 0, "learning_rate", "> 0")

@@ -1,0 +1,164 @@
+"""``hyena-glt quantize|prune|distill|export``: compress a fine-tuned model directory.
+
+Each command reads a model directory (``save_pretrained``), writes the compressed model
+directory ``--out`` (atomically; quantized models as int8 safetensors + ``quantization.json``,
+exports as ``model.onnx``) and its measured compression report ``--out/compression_report.json``
+(parameters, non-zero parameters, size on disk, CPU latency/throughput and accuracy before and
+after on ``--val``), for the benchmark report's Pareto plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "REPORT_NAME"]
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME = "compression_report.json"
+
+
+def _add_common(parser: argparse.ArgumentParser, model_help: str) -> None:
+    parser.add_argument("model", type=Path, metavar="MODEL_DIR", help=model_help)
+    parser.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
+                        help=f"compressed model directory to write (with {REPORT_NAME})")
+    parser.add_argument("--val", type=Path, required=True, metavar="DATA",
+                        help="labelled validation data (CSV/TSV/Parquet or shard directory) "
+                        "for the before/after report")
+    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+                        help="truncate sequences (default: the model's sequence_length)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
+
+
+def _loader(path: Path, model: Any, args: argparse.Namespace, shuffle: bool = False):
+    from torch.utils.data import DataLoader
+
+    from ..data import GenomicDataset, collate_batch
+
+    max_length = args.max_length or model.config.sequence_length
+    dataset = GenomicDataset(data_path=path, max_length=max_length, padding=None)
+    return DataLoader(dataset, batch_size=args.batch_size, shuffle=shuffle,
+                      collate_fn=collate_batch)
+
+
+def _load(directory: Path):
+    from ..optimization import load_compressed
+
+    return load_compressed(directory)
+
+
+def _finish(model: Any, report: Any, out: Path) -> int:
+    from ..optimization import save_compressed
+
+    if model is not None:
+        save_compressed(model, out)
+    path = report.save(out / REPORT_NAME)
+    logger.info("wrote %s and %s", out, path)
+    return 0
+
+
+def _run_quantize(args: argparse.Namespace) -> int:
+    from ..optimization import ModelQuantizer, QuantizationConfig
+
+    model = _load(args.model)
+    quantizer = ModelQuantizer(QuantizationConfig(quantization_type=args.type))
+    quantized = quantizer.quantize(model, _loader(args.val, model, args))
+    return _finish(quantized, quantizer.report, args.out)
+
+
+def _run_prune(args: argparse.Namespace) -> int:
+    from ..optimization import ModelPruner, PruningConfig
+
+    model = _load(args.model)
+    config = PruningConfig(pruning_type=args.type, sparsity=args.sparsity, scope=args.scope,
+                           iterations=args.iterations, fine_tune_steps=args.fine_tune_steps,
+                           learning_rate=args.learning_rate)
+    train = _loader(args.train, model, args, shuffle=True) if args.train else None
+    pruner = ModelPruner(config)
+    pruned = pruner.prune(model, train, validation_dataloader=_loader(args.val, model, args))
+    return _finish(pruned, pruner.report, args.out)
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    from ..optimization import DistillationConfig, KnowledgeDistiller
+
+    teacher = _load(args.model)
+    changes: dict[str, Any] = {"attention_layers": None}  # default striping of the new depth
+    if args.student_d_model is not None:
+        changes["d_model"] = args.student_d_model
+    if args.student_layers is not None:
+        changes["n_layers"] = args.student_layers
+    student_config = teacher.config.replace(**changes)
+    student = type(teacher)(student_config)
+    distiller = KnowledgeDistiller(DistillationConfig(
+        temperature=args.temperature, alpha=args.alpha, distillation_type=args.type,
+        steps=args.steps, learning_rate=args.learning_rate))
+    distiller.distill(teacher, student, _loader(args.train, teacher, args, shuffle=True),
+                      validation_dataloader=_loader(args.val, teacher, args))
+    return _finish(student, distiller.report, args.out)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from ..io import atomic_directory
+    from ..optimization import DeploymentConfig, ModelOptimizer
+
+    model = _load(args.model)
+    args.max_length = args.max_length or args.length  # validation inputs fit the export
+    with atomic_directory(args.out) as tmp:
+        optimizer = ModelOptimizer(DeploymentConfig(
+            export_format="onnx", optimization_level=args.optimization_level,
+            sequence_length=args.length, output_path=str(tmp / "model.onnx")))
+        runner = optimizer.optimize(model, validation_dataloader=_loader(args.val, model, args))
+        optimizer.report.extra["onnx_path"] = str(args.out / "model.onnx")
+        optimizer.report.save(tmp / REPORT_NAME)
+    logger.info("wrote %s (max |ORT - PyTorch| = %.3g)", args.out, runner.max_abs_diff)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``quantize``, ``prune``, ``distill`` and ``export``."""
+    from ..optimization.pruning import PRUNING_TYPES, SCOPES
+    from ..optimization.quantization import QUANTIZATION_TYPES
+
+    parser = subparsers.add_parser("quantize", help="post-training quantization (int8/fp16)")
+    _add_common(parser, "fine-tuned model directory")
+    parser.add_argument("--type", choices=QUANTIZATION_TYPES, default="dynamic",
+                        help="dynamic int8 linear layers (default), or a float16/bfloat16 cast")
+    parser.set_defaults(func=_run_quantize)
+
+    parser = subparsers.add_parser("prune", help="magnitude or structured pruning")
+    _add_common(parser, "fine-tuned model directory")
+    parser.add_argument("--type", choices=PRUNING_TYPES, default="magnitude")
+    parser.add_argument("--sparsity", type=float, default=0.5, help="in [0, 1); default 0.5")
+    parser.add_argument("--scope", choices=SCOPES, default="global")
+    parser.add_argument("--iterations", type=int, default=1, metavar="N")
+    parser.add_argument("--fine-tune-steps", type=int, default=0, metavar="N",
+                        help="training batches after each pruning step (needs --train)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4, metavar="LR")
+    parser.add_argument("--train", type=Path, default=None, metavar="DATA")
+    parser.set_defaults(func=_run_prune)
+
+    parser = subparsers.add_parser("distill", help="distil a model into a smaller student")
+    _add_common(parser, "teacher model directory")
+    parser.add_argument("--train", type=Path, required=True, metavar="DATA")
+    parser.add_argument("--student-d-model", type=int, default=None, metavar="N",
+                        help="student width (default: the teacher's)")
+    parser.add_argument("--student-layers", type=int, default=None, metavar="N",
+                        help="student global layers (default: the teacher's)")
+    parser.add_argument("--type", choices=("response", "feature"), default="response")
+    parser.add_argument("--temperature", type=float, default=4.0)
+    parser.add_argument("--alpha", type=float, default=0.7)
+    parser.add_argument("--steps", type=int, default=500, metavar="N")
+    parser.add_argument("--learning-rate", type=float, default=1e-3, metavar="LR")
+    parser.set_defaults(func=_run_distill)
+
+    parser = subparsers.add_parser("export", help="ONNX export verified in ONNX Runtime")
+    _add_common(parser, "model directory (float weights)")
+    parser.add_argument("--optimization-level", choices=("none", "basic", "extended", "all"),
+                        default="all", help="ONNX Runtime graph optimisation (default all)")
+    parser.add_argument("--length", type=int, default=None, metavar="N",
+                        help="exported (fixed) sequence length; default the model's")
+    parser.set_defaults(func=_run_export)

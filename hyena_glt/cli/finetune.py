@@ -1,0 +1,120 @@
+"""``hyena-glt finetune``: a pretrained model (directory or registered name) + a task head.
+
+Training data are shard directories from ``hyena-glt ingest table|annotation|vcf`` (or the
+CSV/TSV/Parquet files those read); the dataset class follows the shard kind (table ->
+sequence labels, annotation -> per-base labels, variants -> ref/alt pairs). The model
+directory ``--out`` (config.json, model.safetensors, tokenizer.json, metrics.jsonl,
+training_config.json, and test_metrics.json with ``--test``) appears only when training is
+done; checkpoints live in ``--run-dir`` (default ``OUT.run``) and a rerun resumes.
+
+Exit status: 0 done; 2 bad input or settings, or a non-finite loss; 75 (EX_TEMPFAIL) stopped
+by SIGTERM/SIGUSR1 after a checkpoint: rerun to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .pretrain import add_training_options, read_config_file, run_training
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+TASK_TYPES = ("sequence_classification", "protein_function", "token_classification",
+              "genome_annotation", "variant_effect", "regression")
+
+
+def _dataset(path: Path, task_type: str, max_length: int | None) -> Any:
+    from ..data.datasets import (
+        GenomeAnnotationDataset,
+        GenomicDataset,
+        ProteinFunctionDataset,
+        VariantEffectDataset,
+    )
+    from ..data.shards import read_manifest
+
+    if path.is_dir():
+        kind = read_manifest(path)["kind"]
+        cls = {"table": GenomicDataset, "windows": GenomicDataset,
+               "annotation": GenomeAnnotationDataset, "variants": VariantEffectDataset}[kind]
+    else:
+        cls = {"protein_function": ProteinFunctionDataset, "genome_annotation":
+               GenomeAnnotationDataset, "token_classification": GenomeAnnotationDataset,
+               "variant_effect": VariantEffectDataset}.get(task_type, GenomicDataset)
+    if cls is GenomicDataset:
+        return GenomicDataset(data_path=path, max_length=max_length, padding=None)
+    return cls(path, max_length=max_length, padding=None)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from ..errors import ConfigurationError
+    from ..training import FineTuner
+
+    train = _dataset(args.train, args.task_type, args.max_length)
+    val = _dataset(args.val, args.task_type, args.max_length) if args.val else None
+    test = _dataset(args.test, args.task_type, args.max_length) if args.test else None
+    num_classes = args.num_classes or getattr(train, "num_classes", None) or 2
+    overrides = read_config_file(args.config)
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    finetuner = FineTuner(args.pretrained, task_type=args.task_type, num_classes=num_classes,
+                          strategy=args.strategy, backbone_lr=args.backbone_lr,
+                          head_lr=args.head_lr, **overrides)
+    data_tokenizer = getattr(train, "tokenizer", None)
+    if finetuner.tokenizer is not None and data_tokenizer is not None and \
+            finetuner.tokenizer.type_name != data_tokenizer.type_name:
+        raise ConfigurationError(f"{args.train} was tokenized as {data_tokenizer.type_name} "
+                                 f"but {args.pretrained} is a {finetuner.tokenizer.type_name} "
+                                 "model")
+
+    def train_and_test() -> None:
+        finetuner.finetune(
+            train, val, num_epochs=args.epochs, output_dir=args.run_dir or Path(
+                f"{args.out}.run"), model_dir=args.out, device=args.device,
+            max_steps=args.max_steps, log_steps=args.log_steps, eval_steps=args.eval_steps,
+            save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
+            metric_for_best=args.metric, num_workers=args.num_workers)
+        trainer = finetuner.trainer
+        if test is not None and trainer is not None:
+            metrics = trainer.evaluate(test)
+            logger.info("test: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            if trainer.context.is_main:
+                (args.out / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+    return run_training(args, train_and_test)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "finetune", help="fine-tune a pretrained model on a labelled task",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pretrained", required=True, metavar="DIR_OR_NAME",
+                        help="model directory or registered name (e.g. hyena-glt-base)")
+    parser.add_argument("--train", type=Path, required=True, metavar="DATA",
+                        help="training shard directory (or CSV/TSV/Parquet table)")
+    parser.add_argument("--val", type=Path, default=None, metavar="DATA",
+                        help="validation data: best model and early stopping")
+    parser.add_argument("--test", type=Path, default=None, metavar="DATA",
+                        help="held-out data scored once at the end -> OUT/test_metrics.json")
+    parser.add_argument("--task-type", required=True, choices=TASK_TYPES)
+    parser.add_argument("--strategy", default="full",
+                        choices=("full", "head_only", "gradual_unfreeze"))
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="default: num_epochs of the config")
+    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+                        help="default: the number of labels in the training data")
+    parser.add_argument("--backbone-lr", type=float, default=None, metavar="LR")
+    parser.add_argument("--head-lr", type=float, default=None, metavar="LR")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N")
+    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+                        help="truncate sequences to N tokens (default: keep whole)")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="YAML/JSON of HyenaGLTConfig fields to change (dropout, "
+                        "warmup_steps, weight_decay, ...)")
+    add_training_options(parser)
+    parser.set_defaults(func=_run_finetune)

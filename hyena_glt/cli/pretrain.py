@@ -1,0 +1,184 @@
+"""``hyena-glt pretrain`` and ``hyena-glt register-model``.
+
+``pretrain`` trains a ``HyenaGLTForCausalLM`` (next-nucleotide LM; a masked LM for
+``bidirectional: true`` configs) on a "windows" shard directory from ``hyena-glt ingest fasta``,
+through a sequence-length curriculum, and writes the model directory ``--out`` (config.json,
+model.safetensors, tokenizer.json, metrics.jsonl, training_config.json) only when training is
+complete. Checkpoints and the metrics log live in the run directory (``--run-dir``, default
+``OUT.run``), which survives a failed or preempted job, so rerunning the same command resumes.
+Under ``torchrun --nproc_per_node N`` it trains with DDP (rank 0 writes).
+
+Exit status: 0 done; 2 bad input or settings (one-line message), or a non-finite loss;
+75 (EX_TEMPFAIL) stopped by SIGTERM/SIGUSR1 after saving a checkpoint: run the same command
+again (Snakemake ``--retries``, SLURM requeue) to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigurationError
+
+__all__ = ["register", "add_training_options", "run_training", "read_config_file"]
+
+logger = logging.getLogger(__name__)
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``pretrain`` and ``finetune``."""
+    parser.add_argument("--out", "-o", type=Path, required=True, metavar="MODEL_DIR",
+                        help="model directory to write (appears only when training is done)")
+    parser.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
+                        help="checkpoints/ and metrics.jsonl of the run; a rerun with the same "
+                        "run directory resumes (default: MODEL_DIR.run)")
+    parser.add_argument("--max-steps", type=int, default=None, metavar="N",
+                        help="stop after N optimizer steps")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice); match the "
+                        "Snakemake rule's threads")
+    parser.add_argument("--num-workers", type=int, default=0, metavar="N",
+                        help="DataLoader worker processes (default 0)")
+    parser.add_argument("--log-steps", type=int, default=10, metavar="N",
+                        help="log loss/lr/tokens per second every N steps (default 10)")
+    parser.add_argument("--eval-steps", type=int, default=None, metavar="N",
+                        help="also evaluate every N steps (always at each epoch end)")
+    parser.add_argument("--save-steps", type=int, default=None, metavar="N",
+                        help="also checkpoint every N steps (always at each epoch end)")
+    parser.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                        help="stop after PATIENCE evaluations without improvement")
+    parser.add_argument("--metric", default="eval_loss",
+                        help="validation metric that selects the best model (default eval_loss)")
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """A YAML/JSON mapping of HyenaGLTConfig fields (plus ``curriculum`` for pretraining)."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigurationError(f"{path}: cannot read the config file ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a mapping of config fields")
+    return data
+
+
+def run_training(args: argparse.Namespace, train: Callable[[], Any]) -> int:
+    """Run ``train`` with the CLI's exit-status conventions and torch settings."""
+    import torch
+
+    from ..training import PREEMPTED_EXIT_CODE, TrainingPreempted
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        train()
+    except TrainingPreempted as stop:
+        logger.warning("%s", stop)
+        return PREEMPTED_EXIT_CODE
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            with contextlib.suppress(RuntimeError):
+                torch.distributed.destroy_process_group()
+    return 0
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from ..config import HyenaGLTConfig
+    from ..data.datasets import ShardDataset
+    from ..errors import DataError
+    from ..model import HyenaGLTForCausalLM
+    from ..training import CurriculumLearner, HyenaGLTTrainer, register_model, seed_everything
+
+    fields = read_config_file(args.config)
+    stages = fields.pop("curriculum", None)
+    if args.curriculum:
+        stages = args.curriculum
+    train = ShardDataset(args.data, max_length=None, shuffle_buffer=args.shuffle_buffer,
+                         seed=fields.get("seed", 0))
+    if train.kind != "windows":
+        raise DataError(f"pretraining needs a 'windows' shard directory (hyena-glt ingest "
+                        f"fasta), this one holds {train.kind!r}", path=args.data)
+    val = ShardDataset(args.val_data) if args.val_data else None
+    tokenizer = train.tokenizer
+    if tokenizer is not None:
+        fields.setdefault("alphabet_size", len(tokenizer))
+    fields.setdefault("task_type", "dna_sequence_modeling")
+    config = HyenaGLTConfig.from_dict(fields)
+    curriculum = None
+    if stages:
+        curriculum = (CurriculumLearner.from_string(stages) if isinstance(stages, str)
+                      else CurriculumLearner(stages))
+        longest = max(stage["max_length"] for stage in curriculum.stages)
+        if longest > config.sequence_length:
+            raise ConfigurationError(f"curriculum length {longest} exceeds the model's "
+                                     f"sequence_length={config.sequence_length}")
+    seed_everything(config.seed)  # the same initial weights on every rank and every rerun
+    model = HyenaGLTForCausalLM(config)
+    trainer = HyenaGLTTrainer(
+        model, config, train, val, tokenizer, args.run_dir or Path(f"{args.out}.run"),
+        curriculum=curriculum, objective=args.objective, device=args.device,
+        max_steps=args.max_steps, log_steps=args.log_steps, eval_steps=args.eval_steps,
+        save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
+        metric_for_best=args.metric, num_workers=args.num_workers, model_dir=args.out)
+    logger.info("pretraining %s parameters (%s objective) for %d steps",
+                f"{model.num_parameters():,}", trainer.objective, trainer.total_steps)
+
+    def train_and_register() -> None:
+        trainer.train()
+        if args.register and trainer.context.is_main:
+            logger.info("registered %s -> %s in %s", args.register, args.out,
+                        register_model(args.register, args.out))
+
+    return run_training(args, train_and_register)
+
+
+def _run_register(args: argparse.Namespace) -> int:
+    from ..training import register_model
+
+    print(register_model(args.name, args.directory, args.registry))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pretrain", help="pretrain a causal (or masked) LM on 'windows' shards",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, metavar="SHARD_DIR",
+                        help="'windows' shard directory (hyena-glt ingest fasta)")
+    parser.add_argument("--val-data", type=Path, default=None, metavar="SHARD_DIR",
+                        help="held-out 'windows' shards: eval loss/perplexity, best model")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="YAML/JSON of HyenaGLTConfig fields (model and training: d_model, "
+                        "n_layers, learning_rate, batch_size, ...) and optionally 'curriculum'")
+    parser.add_argument("--curriculum", default=None, metavar="STAGES",
+                        help="length warm-up, e.g. '1024:1,4096:1' (LENGTH:EPOCHS) or "
+                        "'1024:500s,4096:200s' (LENGTH:STEPS); overrides the config's")
+    parser.add_argument("--objective", default="auto",
+                        choices=("auto", "causal_lm", "masked_lm"),
+                        help="default: masked_lm for bidirectional configs, else causal_lm")
+    parser.add_argument("--shuffle-buffer", type=int, default=10_000, metavar="ROWS",
+                        help="rows shuffled in memory while streaming (default 10000)")
+    parser.add_argument("--register", default=None, metavar="NAME",
+                        help="register the finished model under NAME (e.g. hyena-glt-base)")
+    add_training_options(parser)
+    parser.set_defaults(func=_run_pretrain)
+
+    reg = subparsers.add_parser(
+        "register-model", help="give a model directory a name in the local model registry",
+        description="Map NAME to DIR in the local model registry ($HYENA_GLT_MODEL_REGISTRY "
+        "or ~/.cache/hyena_glt/models/registry.json) so FineTuner and `hyena-glt finetune "
+        "--pretrained NAME` find it.")
+    reg.add_argument("name", metavar="NAME")
+    reg.add_argument("directory", type=Path, metavar="DIR")
+    reg.add_argument("--registry", type=Path, default=None, metavar="FILE_OR_DIR",
+                     help="registry to write (default: the first registry location)")
+    reg.set_defaults(func=_run_register)

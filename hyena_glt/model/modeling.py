@@ -1,0 +1,276 @@
+"""Hyena-GLT models: backbone (embeddings -> local encoder -> merging -> striped global stack ->
+un-merge -> local decoder) and task models (backbone + head).
+
+Shapes: ``input_ids (B, L)`` int64, ``attention_mask (B, L)`` 1 = real (right padding);
+every output is per position (length L) or pooled per sequence.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import HyenaGLTConfig
+from ..errors import HyenaGLTWarning, ModelError
+from .blocks import HyenaBlock
+from .embeddings import HashNGramEmbedding
+from .heads import RegressionHead, SequenceClassificationHead, TokenClassificationHead
+from .merging import DynamicMergingLayer
+from .outputs import (
+    CausalLMOutput,
+    HyenaGLTOutput,
+    RegressionOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from .pretrained import HyenaGLTPreTrainedModel
+from .reverse_complement import complement_table, flip_positions, reverse_complement
+from .striped import StrippedHyenaOperator
+
+__all__ = ["HyenaGLTModel", "HyenaGLTForSequenceClassification",
+           "HyenaGLTForTokenClassification", "HyenaGLTForRegression", "HyenaGLTForCausalLM"]
+
+
+class HyenaGLTModel(HyenaGLTPreTrainedModel):
+    """The backbone: ``(B, L) ids -> HyenaGLTOutput`` with ``last_hidden_state (B, L, d)``.
+
+    The local encoder is always causal: its states feed the next-token entropy model that
+    places patch boundaries (BLT). The global stack and local decoder follow
+    ``config.bidirectional``. Without merging, the global stack runs over positions and each
+    position reads its own output, which is what merging with ``merge_ratio=0`` computes too.
+    """
+
+    def __init__(self, config: HyenaGLTConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.embeddings = HashNGramEmbedding(c.alphabet_size, c.d_model, c.vocab_size,
+                                             c.ngram_sizes, c.dropout)
+        self.local_encoder = nn.ModuleList(
+            HyenaBlock(c.d_model, c.sequence_length, c.hyena_order, c.filter_order,
+                       c.conv_kernel_size, c.dropout) for _ in range(c.local_encoder_layers))
+        self.merging = DynamicMergingLayer(
+            c.d_model, c.merge_ratio, c.merge_threshold, c.merge_mode, c.min_patch_size,
+            c.max_patch_size, c.alphabet_size, causal=not c.bidirectional,
+        ) if c.use_dynamic_merging else None
+        self.global_stack = StrippedHyenaOperator(
+            c.d_model, c.sequence_length, c.hyena_order, c.num_heads, c.n_layers,
+            c.attention_layer_indices, c.filter_order, c.conv_kernel_size, c.dropout,
+            c.bidirectional)
+        self.local_decoder = nn.ModuleList(
+            HyenaBlock(c.d_model, c.sequence_length, c.hyena_order, c.filter_order,
+                       c.conv_kernel_size, c.dropout, c.bidirectional)
+            for _ in range(c.local_decoder_layers))
+        self.final_norm = nn.LayerNorm(c.d_model)
+
+    def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+                      ) -> None:
+        if input_ids.dim() != 2 or input_ids.dtype.is_floating_point:
+            raise ModelError(f"input_ids must be integer ids of shape (batch, length), got "
+                             f"{input_ids.dtype} of shape {tuple(input_ids.shape)}")
+        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+            raise ModelError(f"attention_mask shape {tuple(attention_mask.shape)} != input_ids "
+                             f"shape {tuple(input_ids.shape)}")
+        if input_ids.numel() and (int(input_ids.min()) < 0
+                                  or int(input_ids.max()) >= self.config.alphabet_size):
+            raise ModelError(f"token ids must lie in [0, alphabet_size="
+                             f"{self.config.alphabet_size}); got {int(input_ids.min())}.."
+                             f"{int(input_ids.max())} (is the tokenizer larger than the model?)")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False
+                ) -> HyenaGLTOutput:
+        self._check_inputs(input_ids, attention_mask)
+        hidden: list[torch.Tensor] | None = [] if output_hidden_states else None
+        attentions: list[torch.Tensor] | None = [] if output_attentions else None
+        x = self.embeddings(input_ids)
+        if hidden is not None:
+            hidden.append(x)
+        for block in self.local_encoder:
+            x, _ = block(x, attention_mask)
+            if hidden is not None:
+                hidden.append(x)
+        local = x
+        boundaries = num_patches = aux_loss = None
+        if self.merging is None:
+            x = local + self.global_stack(local, attention_mask, hidden, attentions)
+        else:
+            merged = self.merging(local, attention_mask, input_ids)
+            patch_states = self.global_stack(merged.patches, merged.patch_mask, hidden,
+                                             attentions)
+            x = local + self.merging.unmerge(patch_states, merged)
+            boundaries, num_patches = merged.boundaries, merged.num_patches
+            aux_loss = merged.aux_loss
+        for block in self.local_decoder:
+            x, _ = block(x, attention_mask)
+            if hidden is not None:
+                hidden.append(x)
+        return HyenaGLTOutput(
+            last_hidden_state=self.final_norm(x),
+            hidden_states=tuple(hidden) if hidden is not None else None,
+            attentions=tuple(attentions) if attentions is not None else None,
+            patch_boundaries=boundaries, num_patches=num_patches, aux_loss=aux_loss)
+
+
+class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
+    """Backbone + head; optional post-hoc reverse-complement averaging of the logits."""
+
+    output_class: type = SequenceClassifierOutput
+    per_position = False  # logits per position (flipped back after the RC pass)
+
+    def __init__(self, config: HyenaGLTConfig) -> None:
+        super().__init__(config)
+        self.backbone = HyenaGLTModel(config)
+        self.head = self._build_head(config)
+        self.register_buffer("rc_table", complement_table(config.alphabet_size),
+                             persistent=False)
+
+    def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
+        raise NotImplementedError
+
+    def _task_loss(self, logits: torch.Tensor, labels: torch.Tensor,
+                   attention_mask: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool = False,
+                output_attentions: bool = False):
+        """Logits (averaged with the reverse complement's if ``config.rc_average``); ``loss``
+        when ``labels`` are given (plus the weighted auxiliary entropy-model loss)."""
+        out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
+        logits = self.head(out.last_hidden_state, attention_mask)
+        if self.config.rc_average:
+            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            rc_ids = reverse_complement(input_ids, mask, self.rc_table)
+            rc_logits = self.head(self.backbone(rc_ids, mask).last_hidden_state, mask)
+            if self.per_position:
+                rc_logits = flip_positions(rc_logits, mask)
+            logits = (logits + rc_logits) / 2
+        loss = None
+        if labels is not None:
+            loss = self._task_loss(logits, labels, attention_mask)
+            if out.aux_loss is not None and self.config.merge_aux_loss_weight > 0:
+                loss = loss + self.config.merge_aux_loss_weight * out.aux_loss
+        return self.output_class(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                 patch_boundaries=out.patch_boundaries,
+                                 num_patches=out.num_patches, attentions=out.attentions,
+                                 aux_loss=out.aux_loss)
+
+
+class HyenaGLTForSequenceClassification(_HyenaGLTTaskModel):
+    """``logits (B, num_classes)`` by masked mean pooling; cross-entropy on ``labels (B,)``."""
+
+    output_class = SequenceClassifierOutput
+
+    def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
+        return SequenceClassificationHead(config.d_model, config.num_classes, config.dropout)
+
+    def _task_loss(self, logits, labels, attention_mask):
+        return F.cross_entropy(logits.float(), labels.long())
+
+
+class HyenaGLTForTokenClassification(_HyenaGLTTaskModel):
+    """``logits (B, L, num_classes)``; cross-entropy on ``labels (B, L)``, -100 and padding
+    ignored."""
+
+    output_class = TokenClassifierOutput
+    per_position = True
+
+    def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
+        return TokenClassificationHead(config.d_model, config.num_classes, config.dropout)
+
+    def _task_loss(self, logits, labels, attention_mask):
+        labels = labels.long()
+        if attention_mask is not None:
+            labels = labels.masked_fill(attention_mask == 0, -100)
+        return F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100)
+
+
+class HyenaGLTForRegression(_HyenaGLTTaskModel):
+    """``logits (B, output_dim)`` (the predictions); MSE on ``labels (B, output_dim)`` or
+    ``(B,)`` when ``output_dim == 1``."""
+
+    output_class = RegressionOutput
+
+    def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
+        return RegressionHead(config.d_model, config.output_dim, config.dropout)
+
+    def _task_loss(self, logits, labels, attention_mask):
+        labels = labels.float().reshape(logits.shape[0], -1)
+        if labels.shape != logits.shape:
+            raise ModelError(f"regression labels of shape {tuple(labels.shape)} do not match "
+                             f"predictions {tuple(logits.shape)} (output_dim="
+                             f"{self.config.output_dim})")
+        return F.mse_loss(logits.float(), labels)
+
+
+class HyenaGLTForCausalLM(_HyenaGLTTaskModel):
+    """Next-nucleotide language model: ``logits (B, L, alphabet_size)``.
+
+    Causal configs: position t scores token t + 1; ``labels=input_ids`` is the usual call (the
+    shift happens inside; -100, padding and ``attention_mask == 0`` are ignored).
+    Bidirectional configs are a masked LM instead: position t scores token t, and the caller
+    masks inputs (``[MASK]`` id 4) and sets ``labels`` to -100 except at masked positions.
+    RC averaging is not applied: next-token logits of the reverse strand predict the
+    *previous* base of the forward strand, so averaging them is not meaningful.
+    """
+
+    output_class = CausalLMOutput
+    per_position = True
+
+    def __init__(self, config: HyenaGLTConfig) -> None:
+        super().__init__(config)
+        if config.rc_average:
+            warnings.warn("rc_average is ignored by HyenaGLTForCausalLM (reverse-strand "
+                          "next-token predictions do not align with forward ones)",
+                          HyenaGLTWarning, stacklevel=2)
+
+    def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
+        return nn.Linear(config.d_model, config.alphabet_size)
+
+    def _task_loss(self, logits, labels, attention_mask):
+        labels = labels.long().masked_fill(labels == self.config.pad_token_id, -100)
+        if attention_mask is not None:
+            labels = labels.masked_fill(attention_mask == 0, -100)
+        if not self.config.bidirectional:  # position t predicts token t + 1
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        return F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, output_hidden_states: bool = False,
+                output_attentions: bool = False) -> CausalLMOutput:
+        # The head is position-wise, so it is applied to the states directly.
+        out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
+        logits = self.head(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = self._task_loss(logits, labels, attention_mask)
+            if out.aux_loss is not None and self.config.merge_aux_loss_weight > 0:
+                loss = loss + self.config.merge_aux_loss_weight * out.aux_loss
+        return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                              patch_boundaries=out.patch_boundaries,
+                              num_patches=out.num_patches, attentions=out.attentions,
+                              aux_loss=out.aux_loss)
+
+    @torch.no_grad()
+    def sequence_log_likelihood(self, input_ids: torch.Tensor,
+                                attention_mask: torch.Tensor | None = None,
+                                reduction: str = "sum") -> torch.Tensor:
+        """``(B,)`` log p(x_2..x_n | x_1) over real tokens (the first token has no context).
+
+        For variant scoring: ``LL(alt) - LL(ref)``. ``reduction="mean"`` divides by the number
+        of scored tokens.
+        """
+        if self.config.bidirectional:
+            raise ModelError("sequence_log_likelihood needs a causal model; this config is "
+                             "bidirectional (a masked LM)")
+        if reduction not in ("sum", "mean"):
+            raise ModelError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        logits = self(input_ids, attention_mask).logits[:, :-1].float()
+        token_ll = logits.log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        valid = (torch.ones_like(token_ll, dtype=torch.bool) if attention_mask is None
+                 else attention_mask[:, 1:].bool())
+        total = (token_ll * valid).sum(1)
+        return total / valid.sum(1).clamp(min=1) if reduction == "mean" else total

@@ -1,0 +1,154 @@
+"""``FineTuner``: a pretrained backbone + a fresh task head, trained with one of three strategies.
+
+``task_type`` picks the model class (the API's names and the generic ones):
+
+* ``protein_function``, ``sequence_classification`` -> ``HyenaGLTForSequenceClassification``
+* ``genome_annotation``, ``token_classification`` -> ``HyenaGLTForTokenClassification``
+* ``regression`` -> ``HyenaGLTForRegression``
+* ``variant_effect`` -> ``HyenaGLTForSequenceClassification`` on the alternate-allele window of
+  each ref/alt pair (the variant in its context; see :mod:`.objectives`); for continuous effect
+  scores use ``task_type="regression"`` with the same variant dataset.
+
+Strategies: ``"full"`` trains everything; ``"head_only"`` freezes the backbone;
+``"gradual_unfreeze"`` (ULMFiT, Howard & Ruder 2018) trains the head alone in the first epoch,
+then unfreezes one more backbone unit per epoch from the top (final norm, local decoder
+blocks, the striped global stack, merging, local encoder blocks, embeddings). Frozen units
+also run in eval mode (no dropout, no running-statistic updates), so they stay fixed functions. Backbone and head
+get their own learning rates (``backbone_lr``, ``head_lr``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..data.tokenizers import CharTokenizer
+from ..errors import ConfigurationError
+from ..model import (
+    HyenaGLTForRegression,
+    HyenaGLTForSequenceClassification,
+    HyenaGLTForTokenClassification,
+)
+from ..model.pretrained import TOKENIZER_NAME
+from .registry import resolve_model
+from .state import seed_everything
+from .trainer import HyenaGLTTrainer
+
+__all__ = ["FineTuner", "TASK_MODELS", "STRATEGIES", "backbone_units"]
+
+logger = logging.getLogger(__name__)
+
+TASK_MODELS: dict[str, type[nn.Module]] = {
+    "protein_function": HyenaGLTForSequenceClassification,
+    "sequence_classification": HyenaGLTForSequenceClassification,
+    "variant_effect": HyenaGLTForSequenceClassification,
+    "genome_annotation": HyenaGLTForTokenClassification,
+    "token_classification": HyenaGLTForTokenClassification,
+    "regression": HyenaGLTForRegression,
+}
+STRATEGIES = ("full", "head_only", "gradual_unfreeze")
+
+
+def backbone_units(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's parts from the input upwards; module lists are split into their blocks."""
+    units: list[nn.Module] = []
+    for child in backbone.children():
+        units.extend(child if isinstance(child, nn.ModuleList) else [child])
+    return units
+
+
+class FineTuner:
+    """Fine-tune a pretrained Hyena-GLT model on a labelled task.
+
+    Args:
+        pretrained_model: a ``save_pretrained`` directory or a registered name
+            (:mod:`.registry`), e.g. ``"hyena-glt-base"``.
+        task_type: see the module docstring.
+        num_classes: classes of a classification head (ignored for regression).
+        strategy: ``"full"``, ``"head_only"`` or ``"gradual_unfreeze"``.
+        backbone_lr, head_lr: learning rates; default the config's ``learning_rate``.
+        output_dir: run directory of the trainer (``finetune()`` may override it).
+        **config_overrides: HyenaGLTConfig fields to change (``batch_size``, ``dropout``,
+            ``warmup_steps``, ``output_dim``, ``id2label``, ...).
+
+    Raises:
+        ModelError: the model cannot be found or loaded. ConfigurationError: bad task/strategy.
+    """
+
+    def __init__(self, pretrained_model: str | Path, task_type: str = "sequence_classification",
+                 num_classes: int = 2, strategy: str = "full", backbone_lr: float | None = None,
+                 head_lr: float | None = None, output_dir: str | Path = "hyena_glt_finetune",
+                 **config_overrides: Any) -> None:
+        if task_type not in TASK_MODELS:
+            raise ConfigurationError(f"task_type={task_type!r}; expected one of "
+                                     f"{', '.join(TASK_MODELS)}")
+        if strategy not in STRATEGIES:
+            raise ConfigurationError(f"strategy={strategy!r}; expected one of "
+                                     f"{', '.join(STRATEGIES)}")
+        self.source = resolve_model(pretrained_model)
+        self.task_type, self.strategy, self.output_dir = task_type, strategy, Path(output_dir)
+        overrides = {"task_type": task_type, **config_overrides}
+        if TASK_MODELS[task_type] is not HyenaGLTForRegression:
+            if not isinstance(num_classes, int) or num_classes < 2:
+                raise ConfigurationError(f"num_classes={num_classes!r}: a {task_type} head "
+                                         "needs at least 2 classes (does the training data "
+                                         "hold only one label?)")
+            overrides["num_classes"] = num_classes
+        seed_everything(config_overrides.get("seed", 0))  # the new head's initial weights
+        self.model = TASK_MODELS[task_type].from_pretrained(self.source, backbone_only=True,
+                                                            **overrides)
+        self.config = self.model.config
+        self.backbone_lr = backbone_lr if backbone_lr is not None else self.config.learning_rate
+        self.head_lr = head_lr if head_lr is not None else self.backbone_lr
+        tokenizer_file = self.source / TOKENIZER_NAME
+        self.tokenizer = CharTokenizer.load(tokenizer_file) if tokenizer_file.is_file() else None
+        self.trainer: HyenaGLTTrainer | None = None
+        logger.info("fine-tuning %s from %s (%s, strategy %s)", type(self.model).__name__,
+                    self.source, task_type, strategy)
+
+    def _apply_strategy(self, trainer: HyenaGLTTrainer, event: str) -> None:
+        """Callback: set which backbone parameters train at the start of every epoch."""
+        if event != "epoch_start":
+            return
+        units = backbone_units(self.model.backbone)
+        if self.strategy == "full":
+            trainable = len(units)
+        elif self.strategy == "head_only":
+            trainable = 0
+        else:
+            trainable = min(len(units), trainer.state.epochs_completed)
+        for index, unit in enumerate(units):
+            train = index >= len(units) - trainable
+            unit.requires_grad_(train)
+            unit.train(train)  # frozen = a fixed function: no dropout, no buffer updates
+
+    def finetune(self, train_dataset: Any, val_dataset: Any = None, num_epochs: int | None = None,
+                 **trainer_kwargs: Any) -> nn.Module:
+        """Train on ``train_dataset`` (early stopping/best model on ``val_dataset``).
+
+        Args:
+            num_epochs: default the config's ``num_epochs``.
+            **trainer_kwargs: passed to :class:`HyenaGLTTrainer` (``output_dir``,
+                ``early_stopping_patience``, ``metric_for_best``, ``max_steps``, ...).
+
+        Returns:
+            The fine-tuned model (the best validation weights when there is validation data).
+        """
+        config = self.config.replace(learning_rate=self.backbone_lr)
+        if num_epochs is not None:
+            config = config.replace(num_epochs=num_epochs)
+        names = getattr(train_dataset, "id2label", None)
+        if names and len(names) == config.num_classes and config.id2label is None:
+            self.model.config = self.config = config = config.replace(id2label=names)
+        callbacks = [self._apply_strategy, *trainer_kwargs.pop("callbacks", ())]
+        trainer_kwargs.setdefault("output_dir", self.output_dir)
+        trainer_kwargs.setdefault("task_type", self.task_type)
+        self.trainer = HyenaGLTTrainer(
+            self.model, config, train_dataset, val_dataset, self.tokenizer,
+            lr_by_prefix={"head.": self.head_lr, "backbone.": self.backbone_lr},
+            callbacks=callbacks, **trainer_kwargs)
+        self.trainer.train()
+        return self.model

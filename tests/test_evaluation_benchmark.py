@@ -1,0 +1,144 @@
+"""Baselines and ModelBenchmark on the real human_nontata_promoters test file (a subsample)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import safetensors.numpy
+import torch
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.preprocessing import normalize
+
+from hyena_glt.cli import main
+from hyena_glt.config import HyenaGLTConfig
+from hyena_glt.errors import ConfigurationError, DataError, ModelError
+from hyena_glt.evaluation import (
+    BenchmarkTask,
+    CNNBaseline,
+    GenomicBenchmarksCNN,
+    KmerLogisticRegression,
+    ModelBenchmark,
+    save_results,
+)
+from hyena_glt.model import HyenaGLTForSequenceClassification
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run far faster on one thread than on two contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def promoters_path(shared_data):
+    return shared_data / "genomic_benchmarks" / "human_nontata_promoters" / "test.csv.gz"
+
+
+@pytest.fixture(scope="module")
+def task(promoters_path):
+    return BenchmarkTask.from_table(promoters_path, max_rows=200)
+
+
+def tiny_classifier() -> HyenaGLTForSequenceClassification:
+    torch.manual_seed(0)
+    return HyenaGLTForSequenceClassification(HyenaGLTConfig(
+        vocab_size=64, d_model=16, n_layers=2, num_heads=2, sequence_length=256,
+        filter_order=8, dropout=0.0, attention_layers=(1,), max_patch_size=6, merge_ratio=0.5))
+
+
+def test_task_split_is_stratified_and_reproducible(task, promoters_path):
+    assert len(task.train_sequences) == 140 and len(task.test_sequences) == 60
+    assert task.label_names == ["0", "1"]
+    assert abs(task.train_labels.mean() - task.test_labels.mean()) < 0.05
+    again = BenchmarkTask.from_table(promoters_path, max_rows=200)
+    assert again.test_sequences == task.test_sequences
+    assert set(task.train_sequences).isdisjoint(task.test_sequences)
+
+
+def test_kmer_baseline_matches_plain_scikit_learn(task):
+    baseline = KmerLogisticRegression().fit(task.train_sequences, task.train_labels)
+    vectorizer = CountVectorizer(analyzer="char", ngram_range=(1, 6))
+    train = normalize(vectorizer.fit_transform(task.train_sequences))
+    reference = LogisticRegression(max_iter=3000).fit(train, task.train_labels)
+    expected = reference.predict_proba(normalize(vectorizer.transform(task.test_sequences)))
+    np.testing.assert_allclose(baseline.predict_proba(task.test_sequences), expected)
+    with pytest.raises(DataError, match="single class"):
+        KmerLogisticRegression().fit(["ACGT", "ACGA"], [1, 1])
+
+
+def test_cnn_shapes_and_seeded_training(task):
+    net = GenomicBenchmarksCNN(vocab_size=22, length=251, num_classes=3)
+    assert net(torch.randint(0, 22, (4, 251))).shape == (4, 3)
+    with pytest.raises(ModelError, match="too short"):
+        GenomicBenchmarksCNN(vocab_size=22, length=20)
+    first = CNNBaseline(epochs=1, seed=3).fit(task.train_sequences, task.train_labels)
+    probs = first.predict_proba(task.test_sequences)
+    assert probs.shape == (60, 2)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
+    second = CNNBaseline(epochs=1, seed=3).fit(task.train_sequences, task.train_labels)
+    np.testing.assert_allclose(second.predict_proba(task.test_sequences), probs, atol=1e-6)
+
+
+def test_benchmark_table_lists_model_and_baselines(task, tmp_path):
+    model = tiny_classifier()
+    kmer = KmerLogisticRegression()
+    benchmark = ModelBenchmark({"hyena": model, "kmer": kmer, "cnn": CNNBaseline(epochs=1)},
+                               [task], metrics=["accuracy", "f1", "auc"], latency_repeats=1)
+    table = benchmark.run()
+    assert list(table.columns) == ["model", "dataset", "metric", "value", "n_parameters",
+                                   "size_bytes", "latency_ms", "throughput_seq_per_s"]
+    assert len(table) == 9 and set(table["model"]) == {"hyena", "kmer", "cnn"}
+    assert set(table["metric"]) == {"accuracy", "f1_macro", "auroc"}
+    assert table["value"].between(0, 1).all()
+    assert (table[["latency_ms", "throughput_seq_per_s"]] > 0).all().all()
+    # Table values agree with the stored predictions.
+    probs, targets = benchmark.predictions[("kmer", task.name)]
+    kmer_rows = table[table["model"] == "kmer"].set_index("metric")["value"]
+    assert kmer_rows["accuracy"] == pytest.approx(accuracy_score(targets, probs.argmax(1)))
+    assert kmer_rows["auroc"] == pytest.approx(roc_auc_score(targets, probs[:, 1]))
+    # Parameters and size measured the same way: the safetensors bytes of the parameters.
+    kmer_cost = table[table["model"] == "kmer"].iloc[0]
+    coef, intercept = kmer.pipeline[-1].coef_, kmer.pipeline[-1].intercept_
+    assert kmer_cost["n_parameters"] == coef.size + intercept.size
+    assert kmer_cost["size_bytes"] == len(safetensors.numpy.save(
+        {"coef": coef, "intercept": intercept}))
+    hyena_cost = table[table["model"] == "hyena"].iloc[0]
+    assert hyena_cost["n_parameters"] == sum(v.numel() for v in model.state_dict().values())
+    predictions = benchmark.predictions_table()
+    assert list(predictions.columns) == ["model", "dataset", "target", "prob_0", "prob_1"]
+    assert len(predictions) == 3 * 60
+    for suffix in (".parquet", ".csv"):
+        path = save_results(table, tmp_path / f"results{suffix}")
+        back = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        np.testing.assert_allclose(back["value"], table["value"])
+
+
+def test_unknown_metric_is_a_clear_error(task):
+    with pytest.raises(ConfigurationError, match="unknown metric"):
+        ModelBenchmark([KmerLogisticRegression()], [task], metrics=["accuracy", "nope"]).run()
+
+
+def test_cli_benchmark_then_report(promoters_path, tmp_path):
+    model_dir = tiny_classifier().save_pretrained(tmp_path / "tiny")
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--model", f"tiny={model_dir}", "--data", str(promoters_path),
+                 "--max-rows", "150", "--baselines", "kmer,cnn", "--cnn-epochs", "1",
+                 "--out", str(out)]) == 0
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results["model"]) == {"tiny", "kmer_baseline", "cnn_baseline"}
+    assert len(pd.read_csv(out / "results.csv")) == len(results) == 9
+    report = tmp_path / "report.html"
+    assert main(["report", "--results", str(out / "results.parquet"), "--predictions",
+                 str(out / "predictions.parquet"), "--data-file", str(promoters_path),
+                 "--config", str(model_dir / "config.json"), "--out", str(report)]) == 0
+    page = report.read_text()
+    assert "kmer_baseline" in page and "ROC" in page and '"d_model": 16' in page
+    assert main(["benchmark", "--model", "no-equals-sign", "--data", str(promoters_path),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

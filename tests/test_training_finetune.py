@@ -1,0 +1,159 @@
+"""FineTuner on the promoter data: from a directory and a registered name, strategies, early
+stopping, the model registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hyena_glt.config import HyenaGLTConfig
+from hyena_glt.data.datasets import GenomicDataset
+from hyena_glt.data.tokenizers import DNATokenizer
+from hyena_glt.errors import ConfigurationError, ModelError
+from hyena_glt.model import HyenaGLTForCausalLM, HyenaGLTForSequenceClassification
+from hyena_glt.training import (
+    FineTuner,
+    HyenaGLTTrainer,
+    register_model,
+    registered_models,
+    resolve_model,
+    seed_everything,
+)
+from hyena_glt.training.finetune import backbone_units
+
+PROMOTERS = Path("genomic_benchmarks/human_nontata_promoters/test.csv.gz")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def private_registry(tmp_path, monkeypatch):
+    """Never read or write the user's ~/.cache registry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("HYENA_GLT_MODEL_REGISTRY", raising=False)
+
+
+@pytest.fixture(scope="module")
+def promoters(shared_data) -> tuple[GenomicDataset, GenomicDataset]:
+    """160 training and 40 validation promoter/non-promoter sequences (251 nt)."""
+    frame = pd.read_csv(shared_data / PROMOTERS).sample(200, random_state=1)
+    tokenizer = DNATokenizer(vocab_size=64)
+
+    def dataset(rows: pd.DataFrame) -> GenomicDataset:
+        return GenomicDataset(sequences=rows["sequence"].tolist(), labels=rows["label"].tolist(),
+                              tokenizer=tokenizer, max_length=None, padding=None)
+
+    return dataset(frame.iloc[:160]), dataset(frame.iloc[160:])
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    """A tiny causal LM saved with save_pretrained (config, weights, tokenizer)."""
+    seed_everything(0)
+    config = HyenaGLTConfig(vocab_size=64, d_model=16, n_layers=2, sequence_length=256,
+                            num_heads=2, alphabet_size=22, batch_size=16, num_epochs=1,
+                            learning_rate=3e-3, warmup_steps=2, dropout=0.0)
+    out = tmp_path_factory.mktemp("pretrained") / "tiny-lm"
+    HyenaGLTForCausalLM(config).save_pretrained(out, tokenizer=DNATokenizer(vocab_size=64))
+    return out
+
+
+def test_finetune_from_a_directory_lowers_the_validation_loss(pretrained, promoters, tmp_path):
+    train, val = promoters
+    finetuner = FineTuner(pretrained_model=pretrained, task_type="sequence_classification",
+                          num_classes=2, head_lr=1e-2, backbone_lr=3e-3)
+    before = HyenaGLTTrainer(finetuner.model, finetuner.config, train, val,
+                             output_dir=tmp_path / "probe").evaluate()
+    model = finetuner.finetune(train, val, num_epochs=2, output_dir=tmp_path / "run")
+    assert isinstance(model, HyenaGLTForSequenceClassification)
+    metrics = finetuner.trainer.get_metrics()
+    assert metrics["eval_loss"] < before["eval_loss"]
+    assert {"eval_accuracy", "eval_auroc", "eval_f1_macro"} <= set(metrics)
+    assert model.config.id2label == {0: "0", 1: "1"}  # taken from the dataset
+    saved = HyenaGLTForSequenceClassification.from_pretrained(tmp_path / "run" / "model")
+    assert all(torch.equal(a, b) for a, b in zip(saved.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))
+    assert (tmp_path / "run" / "model" / "tokenizer.json").is_file()
+    lm = load_file(str(pretrained / "model.safetensors"))
+    assert not torch.equal(model.backbone.embeddings.token.weight,
+                           lm["backbone.embeddings.token.weight"])  # "full" trains the backbone
+
+
+def test_registered_names_resolve_through_file_and_directory_registries(pretrained, tmp_path,
+                                                                       monkeypatch):
+    with pytest.raises(ModelError, match="unknown pretrained model 'hyena-glt-base'") as error:
+        resolve_model("hyena-glt-base")
+    assert str(tmp_path / "cache" / "hyena_glt" / "models") in str(error.value)
+    written = register_model("hyena-glt-base", pretrained)
+    assert written == tmp_path / "cache" / "hyena_glt" / "models" / "registry.json"
+    assert resolve_model("hyena-glt-base") == pretrained.resolve()
+
+    mapping = tmp_path / "models.yaml"
+    mapping.write_text(f"my-lm: {pretrained}\n")
+    monkeypatch.setenv("HYENA_GLT_MODEL_REGISTRY", str(mapping))
+    assert resolve_model("my-lm") == pretrained
+    assert set(registered_models()) == {"my-lm", "hyena-glt-base"}
+    finetuner = FineTuner(pretrained_model="my-lm", task_type="protein_function", num_classes=3)
+    assert finetuner.model.config.num_classes == 3 and finetuner.source == pretrained
+    assert finetuner.tokenizer is not None
+
+    monkeypatch.setenv("HYENA_GLT_MODEL_REGISTRY", str(pretrained.parent))  # a directory
+    assert resolve_model("tiny-lm") == pretrained
+    with pytest.raises(ModelError, match="not a model directory"):
+        register_model("broken", tmp_path)
+    with pytest.raises(ConfigurationError, match="model name"):
+        register_model("no spaces", pretrained)
+
+
+def test_head_only_and_gradual_unfreezing(pretrained, promoters, tmp_path):
+    train, _ = promoters
+    small = torch.utils.data.Subset(train, range(32))
+    lm = load_file(str(pretrained / "model.safetensors"))
+    head_only = FineTuner(pretrained, num_classes=2, strategy="head_only")
+    model = head_only.finetune(small, num_epochs=1, output_dir=tmp_path / "head")
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, lm[f"backbone.{key}"]), key
+
+    finetuner = FineTuner(pretrained, num_classes=2, strategy="gradual_unfreeze")
+    units = backbone_units(finetuner.model.backbone)
+    assert units[-1] is finetuner.model.backbone.final_norm
+    seen = []
+
+    def record(trainer, event):
+        if event == "step_end" and trainer.state.batch == 1:
+            seen.append([any(p.requires_grad for p in u.parameters()) for u in units])
+
+    finetuner.finetune(small, num_epochs=3, output_dir=tmp_path / "gradual", callbacks=[record])
+    n = len(units)
+    assert seen == [[False] * n, [False] * (n - 1) + [True], [False] * (n - 2) + [True] * 2]
+    with pytest.raises(ConfigurationError, match="strategy"):
+        FineTuner(pretrained, strategy="lora")
+    with pytest.raises(ConfigurationError, match="at least 2 classes"):
+        FineTuner(pretrained, num_classes=1)
+
+
+def test_early_stopping_keeps_the_best_model(pretrained, promoters, tmp_path):
+    train, val = promoters
+    finetuner = FineTuner(pretrained, num_classes=2, head_lr=1e-2)
+    # Rank a higher loss as better: the loss falls after the first epoch, so the second
+    # evaluation does not improve and patience 1 stops the run there.
+    model = finetuner.finetune(train, val, num_epochs=5, output_dir=tmp_path,
+                               greater_is_better=True, early_stopping_patience=1)
+    trainer = finetuner.trainer
+    evals = [r for r in trainer.get_metrics()["history"] if "eval_loss" in r]
+    assert evals[1]["eval_loss"] < evals[0]["eval_loss"]
+    assert len(evals) == 2 and trainer.state.epochs_completed == 2  # 3 epochs early
+    assert trainer.state.best_step == evals[0]["step"] == 10
+    assert trainer.state.best_metric == evals[0]["eval_loss"]
+    best = load_file(str(tmp_path / "best" / "model.safetensors"))
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
