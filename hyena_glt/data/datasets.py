@@ -66,20 +66,10 @@ def _flat(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _tokenize_all(sequences: Sequence[str], tokenizer: CharTokenizer, where: str
                   ) -> tuple[np.ndarray, np.ndarray]:
     """All sequences in one vectorised call -> (flat uint8 ids, int64 offsets)."""
-    strings = [str(s) for s in sequences]
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
-    offsets = np.zeros(len(strings) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     try:
-        values = tokenizer.encode_array("".join(strings))
+        return tokenizer.encode_many(sequences)
     except TokenizationError as err:
-        position = getattr(err, "position", 0)
-        row = int(np.searchsorted(offsets, position, side="right") - 1)
-        raise TokenizationError(f"{where}: sequence {row}: character "
-                                f"{strings[row][position - offsets[row]]!r} at position "
-                                f"{position - offsets[row]} is outside the "
-                                f"{tokenizer.type_name.upper()} alphabet") from None
-    return values, offsets
+        raise TokenizationError(f"{where}: {err}") from None
 
 
 def _class_labels(values: Sequence[Any]) -> tuple[np.ndarray, dict[str, int] | None]:

@@ -166,6 +166,30 @@ class CharTokenizer:
         return self._vocab[key]
 
     # --- encoding ---------------------------------------------------------------------------
+    def encode_many(self, sequences: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Tokenize many sequences in one vectorised call.
+
+        Returns ``(flat uint8 ids, int64 offsets)``: row ``i`` is ``ids[offsets[i]:offsets[i+1]]``.
+        An invalid character raises :class:`TokenizationError` with ``row``, ``position``
+        (within that row) and ``character`` attributes, so callers can name the record.
+        """
+        strings = [str(s) for s in sequences]
+        lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+        offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        try:
+            values = self.encode_array("".join(strings))
+        except TokenizationError as err:
+            flat = getattr(err, "position", 0)
+            row = int(np.searchsorted(offsets, flat, side="right") - 1)
+            position = int(flat - offsets[row])
+            error = TokenizationError(f"sequence {row}: character {strings[row][position]!r} at "
+                                      f"position {position} is outside the "
+                                      f"{self.type_name.upper()} alphabet")
+            error.row, error.position, error.character = row, position, strings[row][position]
+            raise error from None
+        return values, offsets
+
     def encode_array(self, sequence: SequenceLike, soft_mask: bool = False
                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Vectorised encoding of a whole sequence (e.g. a chromosome) to ``uint8`` ids.

@@ -135,19 +135,12 @@ def _encode_sequences(
     if len(empty):
         raise DataError(f"empty sequence in column {sequences.name!r}",
                         **_where(path, text, int(empty[0])))
-    strings = sequences.astype(str).tolist()
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
-    offsets = np.zeros(len(strings) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
     try:
-        values = tokenizer.encode_array("".join(strings))
+        values, offsets = tokenizer.encode_many(sequences.astype(str).tolist())
     except TokenizationError as err:
-        position = getattr(err, "position", 0)
-        row = int(np.searchsorted(offsets, position, side="right") - 1)
-        char = strings[row][position - offsets[row]]
-        raise DataError(f"invalid {tokenizer.type_name.upper()} character {char!r} at position "
-                        f"{position - offsets[row]} of the sequence; the alphabet is "
-                        f"{''.join(tokenizer.alphabet)}", **_where(path, text, row)) from None
+        raise DataError(f"invalid {tokenizer.type_name.upper()} character {err.character!r} at "
+                        f"position {err.position} of the sequence; the alphabet is "
+                        f"{''.join(tokenizer.alphabet)}", **_where(path, text, err.row)) from None
     return values, offsets
 
 
