@@ -23,12 +23,28 @@ $(BIN)/hyena-glt: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# The workflow's jobs call `hyena-glt`: put the virtualenv first on their PATH.
+RUN := PATH="$(abspath $(BIN)):$$PATH"
+
 demo: $(BIN)/hyena-glt
-	$(BIN)/snakemake --cores $(CORES)
-	@echo "Outputs: $$(pwd)/results (shard manifests: results/ingest/*/*/manifest.json)"
+	$(RUN) $(BIN)/snakemake --cores $(CORES)
+
+# `snakemake --profile slurm` looks for a profile named slurm in ./slurm,
+# ~/.config/snakemake/slurm and /etc/xdg/snakemake/slurm. This copies profiles/slurm to the
+# second, filling in the partition and account when given:
+#   make install-slurm-profile PARTITION=gpu ACCOUNT=mylab
+PROFILE_DIR ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake/slurm
+install-slurm-profile:
+	@test ! -e $(PROFILE_DIR)/config.yaml || test -n "$(FORCE)" || \
+		{ echo "$(PROFILE_DIR)/config.yaml exists; add FORCE=1 to replace it"; exit 1; }
+	mkdir -p $(PROFILE_DIR)
+	sed $(if $(PARTITION),-e 's|^  # slurm_partition: "YOUR_PARTITION"|  slurm_partition: "$(PARTITION)"|') \
+	    $(if $(ACCOUNT),-e 's|^  # slurm_account: "YOUR_ACCOUNT"|  slurm_account: "$(ACCOUNT)"|') \
+	    profiles/slurm/config.yaml > $(PROFILE_DIR)/config.yaml
+	@echo "Installed $(PROFILE_DIR)/config.yaml: run \`snakemake --profile slurm\` in $$(pwd)"
 
 test: $(BIN)/hyena-glt
-	$(BIN)/python -m pytest
+	$(RUN) $(BIN)/python -m pytest
 
 lint: $(BIN)/hyena-glt
 	$(BIN)/ruff check hyena_glt tests benchmarks

@@ -21,7 +21,7 @@ from hyena_glt.data.datasets import (
 )
 from hyena_glt.data.shards import ShardWriter, read_table
 from hyena_glt.data.tokenizers import DNATokenizer, ProteinTokenizer
-from hyena_glt.errors import TokenizationError
+from hyena_glt.errors import DataError, TokenizationError
 from hyena_glt.ingest.fasta import ingest_fasta
 from hyena_glt.ingest.tables import ingest_table
 
@@ -161,6 +161,34 @@ def test_shard_dataset_crops_and_shuffles_reproducibly(sars_windows):
         assert any("".join(map(chr, ids)) in text for text in texts)
     in_order = [item["input_ids"].tolist() for item in ShardDataset(out)]
     assert in_order == rows
+
+
+def test_shard_dataset_deals_rows_when_ranks_outnumber_row_groups(sars_windows, monkeypatch):
+    """Under DDP with fewer row groups than ranks, every rank still gets rows, none twice."""
+    out, rows = sars_windows
+    one_group = out.parent / "one_group"
+    with ShardWriter(one_group, "windows", TOKENIZER) as writer:
+        writer.write_batch(read_table(out))
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 3)
+    shares = []
+    for rank in range(3):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        shares.append([tuple(item["input_ids"].tolist()) for item in ShardDataset(one_group)])
+    assert [len(share) for share in shares] == [20, 20, 19]
+    assert Counter(sum(shares, [])) == Counter(tuple(r) for r in rows)
+
+
+def test_shard_dataset_streams_several_directories_as_one(sars_windows, tmp_path):
+    out, rows = sars_windows
+    both = ShardDataset([out, out])
+    assert both.num_rows == 2 * len(rows)
+    assert [item["input_ids"].tolist() for item in both] == rows + rows
+    (tmp_path / "labels.csv").write_text("sequence,label\nACGT,1\nGGCA,0\n")
+    table = tmp_path / "table"
+    ingest_table(tmp_path / "labels.csv", table)
+    with pytest.raises(DataError, match="'table' shards"):
+        ShardDataset([out, table])
 
 
 def test_collate_batch_pads_variant_pairs():

@@ -47,6 +47,15 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def shell_commands(output: str, command: str) -> list[str]:
+    """The dry run's shell commands (printed by the local profile) that call ``command``."""
+    return [
+        line.removeprefix("Shell command: ")
+        for line in output.splitlines()
+        if line.startswith("Shell command: ") and f" {command} " in line
+    ]
+
+
 def write_sheet(path: Path, rows: list[dict[str, str]]) -> Path:
     columns = list(dict.fromkeys(key for row in rows for key in row))
     lines = ["\t".join(columns)] + [
@@ -62,11 +71,18 @@ def example_config() -> dict:
 
 
 def write_config(directory: Path, config: dict, genomes: list[dict], tasks: list[dict]) -> Path:
-    """A config plus its two sheets in ``directory``; returns the config path."""
+    """A config plus its two sheets in ``directory``; returns the config path. Held-out genomes
+    missing from ``genomes`` are dropped from the config."""
+    names = {genome["genome"] for genome in genomes}
+    pretrain = config["pretrain"]
     config = {
         **config,
         "genomes": str(write_sheet(directory / "genomes.tsv", genomes)),
         "tasks": str(write_sheet(directory / "tasks.tsv", tasks)),
+        "pretrain": {
+            **pretrain,
+            "held_out_genomes": [g for g in pretrain["held_out_genomes"] if g in names],
+        },
     }
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -120,17 +136,68 @@ def test_lint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dry_run_of_the_default_config_plans_every_ingestion_job():
+def test_dry_run_of_the_default_config_plans_the_whole_chain():
     result = run_snakemake("--dry-run", "--forceall", "--cores", "2")
     assert result.returncode == 0, result.stderr
-    counts = job_counts(result.stdout)
     genomes = (REPO / "config" / "genomes.tsv").read_text().splitlines()[1:]
-    assert counts["ingest_genome"] == len(genomes) == 3
-    assert counts["ingest_sequence_task"] == 1
-    assert counts["ingest_annotation_task"] == 1
-    assert counts["ingest_variant_task"] == 1
+    assert len(genomes) == 3
+    # promoters (sequence): fine-tuned, compressed 4 ways, benchmarked beside the baselines;
+    # chloroplast_cds (token): fine-tuned, evaluated; brca1_lof (variants): scored zero-shot.
+    assert job_counts(result.stdout) == {
+        "ingest_genome": 3,
+        "ingest_sequence_task": 1,
+        "ingest_annotation_task": 1,
+        "ingest_variant_task": 1,
+        "pretrain": 1,
+        "finetune": 2,
+        "quantize": 1,
+        "prune": 1,
+        "distill": 1,
+        "export": 1,
+        "benchmark": 1,
+        "evaluate": 2,
+        "report": 1,
+        "all": 1,
+        "total": 18,
+    }
     # The local profile was used: it prints every shell command.
     assert "Using workflow specific profile profiles/default" in result.stderr
+    # The held-out genome is validation data, never training data.
+    (pretrain,) = shell_commands(result.stdout, "pretrain")
+    train, held_out = pretrain.split(" --data ")[1].split(" --val-data ")
+    assert "genomes/sars_cov_2" in held_out.split(" --")[0] and "sars_cov_2" not in train
+
+
+def test_training_jobs_ask_for_gpus_and_run_under_torchrun_with_more_than_one(tmp_path):
+    config = example_config()
+    config["pretrain"]["resources"] = {**config["pretrain"]["resources"], "gpu": 4}
+    config["finetune"]["resources"] = {**config["finetune"]["resources"], "gpu": 0}
+    path = write_config(tmp_path, config, [SARS_COV_2, CHLOROPLAST], [PROMOTERS])
+    result = run_snakemake(
+        "--dry-run", "--cores", "2", "--configfile", str(path), "--directory", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (pretrain,) = shell_commands(result.stdout, "pretrain")
+    assert pretrain.startswith("torchrun --standalone --nproc-per-node 4 -m hyena_glt pretrain")
+    (finetune,) = shell_commands(result.stdout, "finetune")
+    assert finetune.startswith("hyena-glt finetune")
+    resources = re.findall(r"resources: (.*)", result.stdout)
+    assert any("gpu=4" in line for line in resources)
+    assert sum("gpu=" in line for line in resources) == 1  # ingestion, compression: CPU only
+
+
+def test_a_named_pretrained_model_skips_pretraining(tmp_path):
+    config = example_config()
+    config["finetune"]["pretrained"] = "hyena-glt-base"
+    path = write_config(tmp_path, config, [SARS_COV_2], [PROMOTERS])
+    result = run_snakemake(
+        "--dry-run", "--cores", "2", "--configfile", str(path), "--directory", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = job_counts(result.stdout)
+    assert "pretrain" not in counts and counts["finetune"] == 1
+    (finetune,) = shell_commands(result.stdout, "finetune")
+    assert "--pretrained hyena-glt-base" in finetune
 
 
 #: PyPI name -> conda name, where they differ.
@@ -181,6 +248,18 @@ def test_conda_environments_list_the_dependencies_of_pyproject(environment, extr
         ),
         (("ingest", "genomes", "window"), 0, "On instance['ingest']['genomes']['window']"),
         (("unknown_setting",), 1, "'unknown_setting' was unexpected"),
+        (("pretrain", "curriculum"), "1024-2048", "On instance['pretrain']['curriculum']"),
+        (
+            ("pretrain", "held_out_genomes"),
+            ["sars_cov_2", "no_such_genome"],
+            "pretrain.held_out_genomes: 'no_such_genome' is not a genome of",
+        ),
+        (
+            ("pretrain", "held_out_genomes"),
+            ["sars_cov_2"],
+            "pretrain.held_out_genomes holds every genome",
+        ),
+        (("compress", "methods"), ["zip"], "'zip' is not one of"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_field(tmp_path, field, value, named):
@@ -190,6 +269,10 @@ def test_bad_config_fails_before_any_job_naming_the_field(tmp_path, field, value
         parent = parent[key]
     parent[field[-1]] = value
     path = write_config(tmp_path, config, [SARS_COV_2], [PROMOTERS])
+    if field[-1] == "held_out_genomes":  # keep the names write_config would drop
+        written = yaml.safe_load(path.read_text())
+        written["pretrain"]["held_out_genomes"] = value
+        path.write_text(yaml.safe_dump(written))
     result = run_snakemake(
         "--dry-run", "--cores", "1", "--configfile", str(path), "--directory", str(tmp_path)
     )

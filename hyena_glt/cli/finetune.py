@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .pretrain import add_training_options, read_config_file, run_training
+from .pretrain import add_training_options, config_fields, run_training
 
 __all__ = ["register"]
 
@@ -59,7 +59,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     val = _dataset(args.val, args.task_type, args.max_length) if args.val else None
     test = _dataset(args.test, args.task_type, args.max_length) if args.test else None
     num_classes = args.num_classes or getattr(train, "num_classes", None) or 2
-    overrides = read_config_file(args.config)
+    overrides = config_fields(args)
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     finetuner = FineTuner(args.pretrained, task_type=args.task_type, num_classes=num_classes,

@@ -26,7 +26,8 @@ import yaml
 
 from ..errors import ConfigurationError
 
-__all__ = ["register", "add_training_options", "run_training", "read_config_file"]
+__all__ = ["register", "add_training_options", "run_training", "read_config_file",
+           "config_fields"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="stop after PATIENCE evaluations without improvement")
     parser.add_argument("--metric", default="eval_loss",
                         help="validation metric that selects the best model (default eval_loss)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        dest="settings", help="set one config field (value read as YAML), "
+                        "over --config; repeatable, e.g. --set d_model=128 --set dropout=0")
 
 
 def read_config_file(path: Path | None) -> dict[str, Any]:
@@ -69,6 +73,20 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path}: expected a mapping of config fields")
     return data
+
+
+def config_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields of ``--config`` with each ``--set FIELD=VALUE`` applied over them."""
+    fields = read_config_file(args.config)
+    for setting in args.settings:
+        name, sep, text = setting.partition("=")
+        if not sep or not name.strip():
+            raise ConfigurationError(f"--set {setting!r}: expected FIELD=VALUE")
+        try:
+            fields[name.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigurationError(f"--set {setting!r}: unreadable value ({err})") from None
+    return fields
 
 
 def run_training(args: argparse.Namespace, train: Callable[[], Any]) -> int:
@@ -98,7 +116,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from ..model import HyenaGLTForCausalLM
     from ..training import CurriculumLearner, HyenaGLTTrainer, register_model, seed_everything
 
-    fields = read_config_file(args.config)
+    fields = config_fields(args)
     stages = fields.pop("curriculum", None)
     if args.curriculum:
         stages = args.curriculum
@@ -106,7 +124,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
                          seed=fields.get("seed", 0))
     if train.kind != "windows":
         raise DataError(f"pretraining needs a 'windows' shard directory (hyena-glt ingest "
-                        f"fasta), this one holds {train.kind!r}", path=args.data)
+                        f"fasta), this one holds {train.kind!r}", path=args.data[0])
     val = ShardDataset(args.val_data) if args.val_data else None
     tokenizer = train.tokenizer
     if tokenizer is not None:
@@ -152,10 +170,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "pretrain", help="pretrain a causal (or masked) LM on 'windows' shards",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, metavar="SHARD_DIR",
-                        help="'windows' shard directory (hyena-glt ingest fasta)")
-    parser.add_argument("--val-data", type=Path, default=None, metavar="SHARD_DIR",
-                        help="held-out 'windows' shards: eval loss/perplexity, best model")
+    parser.add_argument("--data", type=Path, nargs="+", required=True, metavar="SHARD_DIR",
+                        help="'windows' shard directories (hyena-glt ingest fasta), streamed "
+                        "as one corpus")
+    parser.add_argument("--val-data", type=Path, nargs="+", default=None, metavar="SHARD_DIR",
+                        help="held-out 'windows' shards (e.g. a genome not trained on): eval "
+                        "loss/perplexity, best model")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="YAML/JSON of HyenaGLTConfig fields (model and training: d_model, "
                         "n_layers, learning_rate, batch_size, ...) and optionally 'curriculum'")

@@ -356,6 +356,13 @@ class VariantEffectDataset(_TokenDataset):
     def __len__(self) -> int:
         return len(self.ref_offsets) - 1
 
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of whole-number labels (``max + 1``, at least 2); None for scores."""
+        if self.labels.dtype.kind == "f" or not len(self.labels):
+            return None
+        return max(int(self.labels.max()) + 1, 2)
+
     def _window(self, values: np.ndarray, offsets: np.ndarray, index: int, variant: int
                 ) -> tuple[np.ndarray, int]:
         row = values[offsets[index]:offsets[index + 1]]
@@ -393,8 +400,13 @@ def _first_difference(ref: str, alt: str) -> int:
 class ShardDataset(IterableDataset):
     """Stream a shard directory row group by row group, without loading it whole.
 
+    ``shard_dir`` may be one directory or several of the same kind and tokenizer (e.g. one per
+    genome of a pretraining corpus); they stream as one data set.
+
     Row groups are dealt round-robin to (distributed rank, DataLoader worker) pairs, so every
-    row is read exactly once per epoch across all workers and ranks. With ``shuffle_buffer``,
+    row is read exactly once per epoch across all workers and ranks. When there are fewer row
+    groups than readers (small data sets under DDP), rows are dealt instead, so that no rank is
+    left without data. With ``shuffle_buffer``,
     row groups are visited in a seeded random order and rows are drawn at random from a buffer
     of that many rows. Rows longer than ``max_length`` are cropped at a random offset (per-base
     labels with them; variant windows keep the variant inside), which lets windows ingested at
@@ -402,47 +414,64 @@ class ShardDataset(IterableDataset):
     for a new order. Items are unpadded: use ``DataLoader(..., collate_fn=collate_batch)``.
     """
 
-    def __init__(self, shard_dir: str | Path, max_length: int | None = None,
-                 shuffle_buffer: int = 0, seed: int = 0) -> None:
+    def __init__(self, shard_dir: str | Path | Sequence[str | Path],
+                 max_length: int | None = None, shuffle_buffer: int = 0, seed: int = 0) -> None:
         super().__init__()
-        self.shard_dir = Path(shard_dir)
-        self.manifest = read_manifest(self.shard_dir)
+        dirs = [Path(shard_dir)] if isinstance(shard_dir, str | Path) else \
+            [Path(path) for path in shard_dir]
+        if not dirs:
+            raise DataError("no shard directory given")
+        manifests = [read_manifest(path) for path in dirs]
+        self.shard_dir = dirs[0]
+        self.manifest = manifests[0]
         self.kind = self.manifest["kind"]
+        for path, manifest in zip(dirs[1:], manifests[1:], strict=True):
+            if manifest["kind"] != self.kind or manifest.get("tokenizer") != \
+                    self.manifest.get("tokenizer"):
+                raise DataError(f"holds {manifest['kind']!r} shards tokenized as "
+                                f"{manifest.get('tokenizer', {}).get('type')!r}; {dirs[0]} "
+                                f"holds {self.kind!r} shards tokenized as "
+                                f"{self.manifest.get('tokenizer', {}).get('type')!r}",
+                                path=path)
         self.tokenizer = CharTokenizer.from_dict(self.manifest["tokenizer"]) \
             if self.manifest.get("tokenizer") else None
         self.max_length = max_length
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.epoch = 0
-        self.num_rows = int(self.manifest["num_rows"])
-        self.row_groups = [(path, group) for path in part_paths(self.shard_dir)
+        self.num_rows = sum(int(manifest["num_rows"]) for manifest in manifests)
+        self.row_groups = [(path, group) for directory in dirs for path in part_paths(directory)
                            for group in range(pq.ParquetFile(path).num_row_groups)]
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffling/cropping seed (call at the start of every epoch)."""
         self.epoch = epoch
 
-    def _my_row_groups(self) -> list[tuple[Path, int]]:
+    def _my_share(self) -> tuple[list[tuple[Path, int]], slice]:
+        """This reader's row groups and the rows it takes from each of them."""
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
         rank, world = 0, 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        readers, reader = world * num_workers, rank * num_workers + worker_id
         order = list(range(len(self.row_groups)))
         if self.shuffle_buffer:
             np.random.default_rng((self.seed, self.epoch)).shuffle(order)
-        share = order[rank * num_workers + worker_id::world * num_workers]
-        return [self.row_groups[i] for i in share]
+        if len(order) < readers:  # too few row groups to deal: every reader takes every n-th row
+            return [self.row_groups[i] for i in order], slice(reader, None, readers)
+        return [self.row_groups[i] for i in order[reader::readers]], slice(None)
 
     def _rows(self, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
         columns = {"windows": ["input_ids"], "table": ["input_ids", "label"],
                    "annotation": ["input_ids", "labels"],
                    "variants": ["ref_input_ids", "alt_input_ids", "variant_offset", "label"]
                    }[self.kind]
-        for path, group in self._my_row_groups():
+        groups, rows_taken = self._my_share()
+        for path, group in groups:
             table = _from_storage(pq.ParquetFile(path).read_row_group(group, columns=columns))
             data = {name: _column_rows(table.column(name)) for name in columns}
-            for index in range(table.num_rows):
+            for index in range(table.num_rows)[rows_taken]:
                 yield self._item({name: rows(index) for name, rows in data.items()}, rng)
 
     def _item(self, row: Mapping[str, Any], rng: np.random.Generator) -> dict[str, torch.Tensor]:

@@ -485,8 +485,8 @@ class HyenaGLTTrainer:
             if outcome:
                 return outcome
         if not any_batch and state.batch == 0:
-            hint = (f"; a stream is split across the {self.context.world_size} ranks by Parquet "
-                    "row groups, so each rank needs at least one"
+            hint = (f"; a stream is split across the {self.context.world_size} ranks, so it "
+                    "needs at least one row per rank"
                     if streaming and self.context.is_distributed else "")
             raise TrainingError(f"stage {state.stage} epoch {state.epoch}: the training data "
                                 f"yielded no batches{hint}")

@@ -154,15 +154,14 @@ def genome_manifest(genome):
 
 
 def task_manifests(task):
-    """Shard manifests of one task, by name: ``train`` and ``test`` for tasks read from a
-    labelled table (split at ingestion), ``windows`` for annotation and variant tasks.
+    """Shard manifests of one task's ``train`` and ``test`` parts, split at ingestion (tables
+    stratified by label, annotations by position, variants by position bin), so every model
+    and baseline is fit on the same training part and scored on the same test part.
     """
-    if TASKS.loc[task, "type"] in ("sequence_classification", "regression"):
-        return {
-            split: f"results/ingest/tasks/{task}/{split}/manifest.json"
-            for split in ("train", "test")
-        }
-    return {"windows": f"results/ingest/tasks/{task}/manifest.json"}
+    return {
+        split: f"results/ingest/tasks/{task}/{split}/manifest.json"
+        for split in ("train", "test")
+    }
 
 
 #: Task sheet column -> option of `hyena-glt ingest vcf` naming the columns of a variant table
@@ -211,12 +210,162 @@ def variant_source_arguments(wildcards, input):
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 
 
+def task_is_finetuned(task):
+    """Variant tasks are scored zero-shot by the pretrained LM; every other task is fine-tuned."""
+    return TASKS.loc[task, "type"] != "variant_effect"
+
+
+def needs_pretraining():
+    """Pretraining runs when a fine-tuning starts from it or a variant task is scored by it."""
+    finetuned = any(task_is_finetuned(task) for task in TASKS.index)
+    return bool(tasks_of_type("variant_effect")) or (
+        finetuned and not config["finetune"]["pretrained"]
+    )
+
+
+HELD_OUT = config["pretrain"]["held_out_genomes"]
+for genome in HELD_OUT:
+    if genome not in GENOMES.index:
+        raise WorkflowError(
+            f"config: pretrain.held_out_genomes: '{genome}' is not a genome of "
+            f"{config['genomes']} ({', '.join(GENOMES.index)})"
+        )
+TRAINING_GENOMES = [genome for genome in GENOMES.index if genome not in HELD_OUT]
+if not TRAINING_GENOMES and needs_pretraining():
+    raise WorkflowError(
+        "config: pretrain.held_out_genomes holds every genome of "
+        f"{config['genomes']}: none is left to pretrain on"
+    )
+
+#: The workflow's own pretrained model (the causal LM every fine-tuning starts from unless
+#: finetune.pretrained names another, and the zero-shot variant scorer).
+PRETRAINED = "results/models/pretrained"
+
+#: Compression method -> name of its model directory under results/models/compressed/{task}/.
+COMPRESSED_NAMES = {
+    "quantize": "quantized",
+    "prune": "pruned",
+    "distill": "distilled",
+    "export": "onnx",
+}
+
+
+def genome_shards(genomes):
+    return [shard_dir(genome_manifest(genome)) for genome in genomes]
+
+
+def input_files():
+    """Every input file named by the sheets (their checksums go into the report)."""
+    files = list(GENOMES["fasta"])
+    for column in FILE_COLUMNS:
+        if column in TASKS:
+            files += [path for path in TASKS[column].tolist() if isinstance(path, str)]
+    return list(dict.fromkeys(files))
+
+
+def finetune_start(wildcards):
+    """Input function: the workflow's pretrained model, unless the config names another."""
+    return [] if config["finetune"]["pretrained"] else [PRETRAINED]
+
+
+def finetuned_model(task):
+    return f"results/models/finetuned/{task}"
+
+
+def compressed_models(task):
+    """Compressed model directories of a task, by method name (sequence classification only)."""
+    if TASKS.loc[task, "type"] != "sequence_classification":
+        return {}
+    return {
+        COMPRESSED_NAMES[
+            method
+        ]: f"results/models/compressed/{task}/{COMPRESSED_NAMES[method]}"
+        for method in config["compress"]["methods"]
+    }
+
+
+def stage_resources(stage):
+    """The resources of a stage's jobs from the config (threads are set separately)."""
+    settings = config[stage]["resources"]
+    return {
+        key: value
+        for key, value in settings.items()
+        if key != "threads" and not (key == "gpu" and value == 0)
+    }
+
+
+def launcher(stage):
+    """How a training stage runs `hyena-glt`: directly, or under torchrun with one process per
+    GPU when the stage asks for more than one (DDP on one node)."""
+    gpus = config[stage]["resources"].get("gpu", 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc-per-node {gpus} -m hyena_glt"
+    return "hyena-glt"
+
+
+def quoted(arguments):
+    return " ".join(shlex.quote(str(argument)) for argument in arguments)
+
+
+def evaluation_table(task):
+    return f"results/evaluate/{task}/results.parquet"
+
+
 def ingest_outputs():
     genomes = [genome_manifest(genome) for genome in GENOMES.index]
     tasks = [path for task in TASKS.index for path in task_manifests(task).values()]
     return genomes + tasks
 
 
+# --- input and params functions of the later stages ----------------------------------------
+
+
+def compress_inputs(wildcards):
+    return {
+        "model": finetuned_model(wildcards.task),
+        "train": task_manifests(wildcards.task)["train"],
+        "test": task_manifests(wildcards.task)["test"],
+    }
+
+
+def benchmark_inputs(wildcards):
+    return {
+        "train": task_manifests(wildcards.task)["train"],
+        "test": task_manifests(wildcards.task)["test"],
+        "finetuned": finetuned_model(wildcards.task),
+        **compressed_models(wildcards.task),
+    }
+
+
+def model_arguments(wildcards, input):
+    """Params function: `--model NAME=DIR` of the fine-tuned and every compressed model."""
+    names = ["finetuned", *compressed_models(wildcards.task)]
+    return quoted(f"--model={name}={input[name]}" for name in names)
+
+
+def report_inputs(wildcards):
+    tasks = list(TASKS.index)
+    sequence_tasks = tasks_of_type("sequence_classification")
+    return {
+        "results": [evaluation_table(task) for task in tasks],
+        "predictions": [
+            f"results/evaluate/{task}/predictions.parquet" for task in sequence_tasks
+        ],
+        "models": [finetuned_model(task) for task in tasks if task_is_finetuned(task)]
+        + ([PRETRAINED] if needs_pretraining() else []),
+        "compressed": [
+            path for task in sequence_tasks for path in compressed_models(task).values()
+        ],
+    }
+
+
+def repeated(option, paths):
+    return quoted(f"{option}={path}" for path in paths)
+
+
+REPORT = "results/report/hyena_glt_report.html"
+
+
 def final_outputs():
-    """What `snakemake` builds by default; later stages add their outputs here."""
-    return ingest_outputs()
+    """What `snakemake` builds by default: the report, and through it every stage."""
+    return [REPORT]

@@ -1,4 +1,5 @@
-# Ingestion: every input file becomes a directory of Parquet shards plus manifest.json.
+# Ingestion: every input file becomes a directory of Parquet shards plus manifest.json; each
+# task's examples are split here, once, into train/ and test/ parts that every later stage shares.
 # The manifest is the declared output: the CLI writes the whole directory under a temporary
 # name and renames it into place, so the manifest appears only when every shard is complete.
 # Ingestion streams its input on one CPU core; no rule here needs a GPU.
@@ -80,7 +81,8 @@ rule ingest_annotation_task:
         fasta=sheet_value(TASKS, "task", "fasta"),
         annotation=sheet_value(TASKS, "task", "annotation"),
     output:
-        "results/ingest/tasks/{task}/manifest.json",
+        train="results/ingest/tasks/{task}/train/manifest.json",
+        test="results/ingest/tasks/{task}/test/manifest.json",
     log:
         "logs/ingest/tasks/{task}.log",
     benchmark:
@@ -95,14 +97,17 @@ rule ingest_annotation_task:
         mem_mb=2000,
         runtime=30,
     params:
-        out=lambda wildcards, output: shard_dir(output[0]),
+        out=lambda wildcards, output: os.path.dirname(shard_dir(output.train)),
         feature=task_setting("feature", config["ingest"]["annotation"]["feature"]),
         window=config["ingest"]["annotation"]["window"],
         stride=config["ingest"]["annotation"]["stride"],
+        train_fraction=train_fraction,
+        seed=config["seed"],
     shell:
         "hyena-glt ingest annotation {input.fasta:q} --annotation {input.annotation:q}"
         " --out {params.out:q} --feature {params.feature:q}"
         " --window {params.window} --stride {params.stride}"
+        " --split {params.train_fraction} --seed {params.seed}"
         " > {log} 2>&1"
 
 
@@ -110,7 +115,8 @@ rule ingest_variant_task:
     input:
         unpack(variant_inputs),
     output:
-        "results/ingest/tasks/{task}/manifest.json",
+        train="results/ingest/tasks/{task}/train/manifest.json",
+        test="results/ingest/tasks/{task}/test/manifest.json",
     log:
         "logs/ingest/tasks/{task}.log",
     benchmark:
@@ -125,12 +131,15 @@ rule ingest_variant_task:
         mem_mb=2000,
         runtime=30,
     params:
-        out=lambda wildcards, output: shard_dir(output[0]),
+        out=lambda wildcards, output: os.path.dirname(shard_dir(output.train)),
         source=variant_source_arguments,
         window=config["ingest"]["variants"]["window"],
         on_ref_mismatch=config["ingest"]["variants"]["on_ref_mismatch"],
+        train_fraction=train_fraction,
+        seed=config["seed"],
     shell:
         "hyena-glt ingest vcf --reference {input.reference:q} {params.source}"
         " --out {params.out:q} --window {params.window}"
         " --on-ref-mismatch {params.on_ref_mismatch}"
+        " --split {params.train_fraction} --seed {params.seed}"
         " > {log} 2>&1"
