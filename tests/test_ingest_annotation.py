@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,69 @@ def test_truncated_gzip_annotation_is_an_error(tmp_path):
     truncated.write_bytes(gff.read_bytes()[:3000])
     with pytest.raises(DataError, match=r"truncated\.gff3\.gz: unreadable after line \d+"):
         feature_masks(fasta, truncated)
+
+
+def covered(rows: list[dict]) -> set[int]:
+    return {base for row in rows for base in range(row["start"], row["end"])}
+
+
+@pytest.mark.parametrize("stride", [500, 1000])
+def test_split_parts_never_share_a_base_and_keep_their_labels(tmp_path, stride):
+    fasta, gff, oracle = GENOMES["sars_cov_2"]
+    out = tmp_path / "split"
+    counts = ingest_annotation(fasta, gff, out, window=1000, stride=stride, split=0.8, seed=3,
+                               reverse_complement=True)
+    train, test = read_shards(out / "train"), read_shards(out / "test")
+    assert {row["strand"] for row in train + test} == {"+", "-"}
+    assert covered(train).isdisjoint(covered(test))
+    mask = oracle_mask(oracle)
+    for row in train + test:
+        labels = mask[row["start"]:row["end"]]
+        np.testing.assert_array_equal(row["labels"], labels if row["strand"] == "+"
+                                      else labels[::-1])
+    manifests = {name: read_manifest(out / name) for name in ("train", "test")}
+    (test_start, test_end), = manifests["test"]["metadata"]["segments"]["NC_045512.2"]
+    assert test_start % stride == 0 and test_end - test_start == 6000  # round(0.2 * 29903 / stride)
+    assert manifests["train"]["metadata"]["segments"]["NC_045512.2"] == [
+        [a, b] for a, b in ((0, test_start), (test_end, 29903)) if b > a]
+    assert all(test_start <= row["start"] and row["end"] <= test_end for row in test)
+    for name, manifest in manifests.items():
+        assert manifest["metadata"]["counts"] == counts[name]
+        assert manifest["metadata"]["part"] == name
+        assert manifest["metadata"]["parameters"]["split"] == 0.8
+    assert counts["train"]["bases"] + counts["test"]["bases"] == 29903
+    assert counts["train"]["feature_bases"] + counts["test"]["feature_bases"] == int(mask.sum())
+    # With non-overlapping windows a split only regroups the windows of the unsplit run.
+    if stride == 1000:
+        ingest_annotation(fasta, gff, tmp_path / "all", window=1000, reverse_complement=True)
+        ids = {row["id"] for row in read_shards(tmp_path / "all", ["id"])}
+        assert {row["id"] for row in train + test} <= ids
+        assert len(ids) - len(train) - len(test) <= 2  # the train window cut at the record tail
+
+
+def test_split_is_seeded_and_cli_writes_train_and_test(tmp_path):
+    fasta, gff, _ = GENOMES["chloroplast"]
+    args = ["ingest", "annotation", str(fasta), "--annotation", str(gff), "--window", "2048",
+            "--split", "0.75"]
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        assert main([*args, "--out", str(tmp_path / name), "--seed", seed]) == 0
+    starts = {name: [row["start"] for row in read_shards(tmp_path / name / "test", ["start"])]
+              for name in "abc"}
+    assert starts["a"] == starts["b"] != starts["c"]
+    rows = len(read_shards(tmp_path / "a" / "train", ["id"]))
+    assert rows / (rows + len(starts["a"])) == pytest.approx(0.75, abs=0.03)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["test", "train"]
+    assert main([*args[:-2], "--split", "1.5", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_split_segments_cover_each_record_once():
+    from hyena_glt.ingest.annotation import split_segments
+
+    for length in (1, 999, 1000, 2500, 154478):
+        parts = split_segments(length, 0.8, seed=0, record="r", stride=1000)
+        stretches = sorted(parts["train"] + parts["test"])
+        assert stretches[0][0] == 0 and stretches[-1][1] == length
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(stretches))
+        if length >= 2000:
+            assert len(parts["test"]) == 1 and parts["train"]

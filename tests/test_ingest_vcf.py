@@ -253,3 +253,59 @@ def test_cli_ingests_the_sge_table(tmp_path):
     rows = read_shards(out, columns=["label", "func_class"])
     lof = [row["label"] for row in rows if row["func_class"] == "LOF"]
     assert len(lof) == 823 and max(lof) < 0  # LOF variants have negative function scores
+
+
+def test_split_keeps_position_bins_whole_like_the_evaluation_folds(tmp_path):
+    from hyena_glt.evaluation.variant_effect import position_group_folds
+
+    out = tmp_path / "split"
+    variants = variants_from_table(SGE, label_column="label_lof", **SGE_COLUMNS)
+    counts = ingest_variants(variants, REFERENCE, out, window=WINDOW, split=0.8, seed=0)
+    assert sorted(p.name for p in out.iterdir()) == ["test", "train"]
+    parts = {name: read_shards(out / name, ["id", "pos", "label"]) for name in ("train", "test")}
+    train_bins = {row["pos"] // 100 for row in parts["train"]}
+    test_bins = {row["pos"] // 100 for row in parts["test"]}
+    assert train_bins.isdisjoint(test_bins)
+    n_train, n_test = len(parts["train"]), len(parts["test"])
+    assert n_train + n_test == counts.written == 3893
+    assert n_train / 3893 == pytest.approx(0.8, abs=0.02)
+    assert {row["id"] for row in parts["train"]}.isdisjoint(row["id"] for row in parts["test"])
+    assert sum(row["label"] for rows in parts.values() for row in rows) == 823
+    for name, rows in parts.items():
+        manifest = read_manifest(out / name)
+        assert manifest["metadata"]["part"] == name
+        assert manifest["metadata"]["counts"]["written"] == len(rows)
+        assert manifest["metadata"]["parameters"]["bin_size"] == 100
+    # the evaluation folds group the same variants together
+    positions = np.array([row["pos"] for rows in parts.values() for row in rows])
+    side = np.array([0] * n_train + [1] * n_test)
+    for _, fold in position_group_folds(positions, n_splits=5):
+        for bin_id in np.unique(positions[fold] // 100):
+            assert len(set(side[positions // 100 == bin_id])) == 1
+
+
+def test_split_is_seeded_and_cli_takes_bin_size(tmp_path):
+    args = ["ingest", "vcf", "--reference", str(REFERENCE), "--vcf", str(VCF),
+            "--window", "32", "--split", "0.7"]
+    runs = {"a": ["--seed", "1"], "b": ["--seed", "1"], "c": ["--seed", "2"],
+            "d": ["--seed", "1", "--bin-size", "1000"]}
+    for name, extra in runs.items():
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+    tests = {name: [row["pos"] for row in read_shards(tmp_path / name / "test", ["pos"])]
+             for name in runs}
+    assert tests["a"] == tests["b"] != tests["c"]
+    train = [row["pos"] for row in read_shards(tmp_path / "d" / "train", ["pos"])]
+    assert {p // 1000 for p in train}.isdisjoint(p // 1000 for p in tests["d"])
+    assert read_manifest(tmp_path / "d" / "test")["metadata"]["parameters"]["bin_size"] == 1000
+    assert main([*args[:-2], "--split", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_split_of_a_single_bin_is_an_error():
+    from hyena_glt.errors import ConfigurationError
+    from hyena_glt.ingest.vcf import split_by_position
+
+    with pytest.raises(ConfigurationError, match="1 position bin"):
+        split_by_position([101, 150, 199], 0.5)
+    train, test = split_by_position([5, 105, 205, 305], 0.5, seed=0, chroms=["a", "a", "b", "b"])
+    assert len(train) == len(test) == 2 and sorted([*train, *test]) == [0, 1, 2, 3]

@@ -59,7 +59,9 @@ def worker(rank: int, port: int, out: Path, sequences: list[str]) -> None:
 def sequences(shared_data) -> list[str]:
     import pysam
 
-    genome = pysam.FastaFile(str(shared_data / GENOME)).fetch("NC_045512.2")
+    # read sequentially: pysam.FastaFile would write a .fai/.gzi next to the read-only data
+    with pysam.FastxFile(str(shared_data / GENOME)) as handle:
+        genome = next(iter(handle)).sequence
     return [genome[i:i + 64] for i in range(0, 32 * 64, 64)]
 
 

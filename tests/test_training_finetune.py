@@ -3,15 +3,19 @@ stopping, the model registry."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
+from sklearn.metrics import roc_auc_score
 
+from hyena_glt.cli import main
 from hyena_glt.config import HyenaGLTConfig
-from hyena_glt.data.datasets import GenomicDataset
+from hyena_glt.data.datasets import GenomicDataset, VariantEffectDataset
 from hyena_glt.data.tokenizers import DNATokenizer
 from hyena_glt.errors import ConfigurationError, ModelError
 from hyena_glt.model import HyenaGLTForCausalLM, HyenaGLTForSequenceClassification
@@ -26,6 +30,8 @@ from hyena_glt.training import (
 from hyena_glt.training.finetune import backbone_units
 
 PROMOTERS = Path("genomic_benchmarks/human_nontata_promoters/test.csv.gz")
+SGE = Path("variants/brca1_sge_findlay2018/brca1_sge_variants.csv.gz")
+BRCA1_REFERENCE = Path("variants/brca1_grch37/ref_brca1.fa.gz")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -91,8 +97,8 @@ def test_finetune_from_a_directory_lowers_the_validation_loss(pretrained, promot
 
 def test_registered_names_resolve_through_file_and_directory_registries(pretrained, tmp_path,
                                                                        monkeypatch):
-    with pytest.raises(ModelError, match="unknown pretrained model 'hyena-glt-base'") as error:
-        resolve_model("hyena-glt-base")
+    with pytest.raises(ModelError, match="unknown pretrained model 'no-such-lm'") as error:
+        resolve_model("no-such-lm")  # (hyena-glt-base itself falls back to the bundled model)
     assert str(tmp_path / "cache" / "hyena_glt" / "models") in str(error.value)
     written = register_model("hyena-glt-base", pretrained)
     assert written == tmp_path / "cache" / "hyena_glt" / "models" / "registry.json"
@@ -157,3 +163,48 @@ def test_early_stopping_keeps_the_best_model(pretrained, promoters, tmp_path):
     assert trainer.state.best_metric == evals[0]["eval_loss"]
     best = load_file(str(tmp_path / "best" / "model.safetensors"))
     assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+def test_cli_finetunes_a_variant_effect_head_on_held_out_brca1_variants(shared_data, pretrained,
+                                                                        tmp_path):
+    """Real BRCA1 SGE variants (LOF or not): ingest with a position-grouped split, fine-tune on
+    the train part, and score the test part into test_metrics.json, whose AUROC is the one the
+    saved model gives."""
+    frame = pd.read_csv(shared_data / SGE).sample(400, random_state=0)
+    frame.to_csv(tmp_path / "sge.csv", index=False)
+    variants = tmp_path / "variants"
+    assert main(["ingest", "vcf", "--reference", str(shared_data / BRCA1_REFERENCE), "--table",
+                 str(tmp_path / "sge.csv"), "--chrom", "ref_brca1", "--pos-column",
+                 "pos_in_ref_brca1", "--label-column", "label_lof", "--window", "64",
+                 "--split", "0.8", "--seed", "0", "--out", str(variants)]) == 0
+    out = tmp_path / "brca1_lof"
+    assert main(["finetune", "--pretrained", str(pretrained), "--task-type", "variant_effect",
+                 "--train", str(variants / "train"), "--test", str(variants / "test"),
+                 "--out", str(out), "--epochs", "2", "--batch-size", "32", "--threads", "1",
+                 "--set", "learning_rate=0.003"]) == 0
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    test = VariantEffectDataset(variants / "test", max_length=None, padding=None)
+    labels = test.labels
+    assert metrics["eval_n_samples"] == len(test) == 400 - len(
+        VariantEffectDataset(variants / "train", max_length=None, padding=None))
+    assert 0 < labels.sum() < len(labels)  # both classes held out
+    model = HyenaGLTForSequenceClassification.from_pretrained(out).eval()
+    assert model.config.task_type == "variant_effect" and model.config.num_classes == 2
+    with torch.no_grad():
+        alt = torch.stack([test[i]["alt_input_ids"] for i in range(len(test))])
+        probability = model(input_ids=alt).logits.float().softmax(-1)[:, 1].numpy()
+    assert metrics["eval_auroc"] == pytest.approx(roc_auc_score(labels, probability), abs=1e-6)
+
+
+def test_variant_effect_head_refuses_continuous_scores(shared_data, pretrained, tmp_path):
+    from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
+
+    variants = variants_from_table(shared_data / SGE, chrom="ref_brca1",
+                                   pos_column="pos_in_ref_brca1", label_column="function_score")
+    ingest_variants(list(variants)[:40], shared_data / BRCA1_REFERENCE, tmp_path / "scores",
+                    window=16)
+    scores = VariantEffectDataset(tmp_path / "scores", max_length=None, padding=None)
+    assert scores.num_classes is None and scores.labels.dtype == np.float32
+    finetuner = FineTuner(pretrained, task_type="variant_effect", num_classes=2)
+    with pytest.raises(ConfigurationError, match="continuous.*task_type='regression'"):
+        finetuner.finetune(scores, num_epochs=1, output_dir=tmp_path / "run")

@@ -36,7 +36,9 @@ def datasets(shared_data):
     promoters = GenomicDataset(sequences=frame["sequence"].tolist(),
                                labels=frame["label"].tolist(), tokenizer=tokenizer,
                                max_length=None, padding=None)
-    genome = pysam.FastaFile(str(shared_data / SARS / "NC_045512.2.fa.gz")).fetch("NC_045512.2")
+    # read sequentially: pysam.FastaFile would write a .fai/.gzi next to the read-only data
+    with pysam.FastxFile(str(shared_data / SARS / "NC_045512.2.fa.gz")) as handle:
+        genome = next(iter(handle)).sequence
     with gzip.open(shared_data / SARS / "NC_045512.2.cds_mask.txt.gz", "rt") as handle:
         mask = handle.read().splitlines()[1]
     # 32 windows of 64 nt from the 5' end: the UTR (non-CDS) and the start of ORF1ab (CDS).

@@ -110,7 +110,8 @@ def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
         "annotation", help="FASTA + GFF3/BED -> windows with per-base feature labels",
         description="Label each base 1 inside an annotated feature (a GFF3 type such as CDS, "
         "either strand; every BED interval), else 0, and write windows of the FASTA with their "
-        "labels as an 'annotation' shard directory (see docs/schemas.md).")
+        "labels as an 'annotation' shard directory (see docs/schemas.md); with --split, into "
+        "DIR/train and DIR/test.")
     parser.add_argument("fasta", type=Path, metavar="FASTA",
                         help="FASTA of the annotated records (plain/gzip/bgzip)")
     parser.add_argument("--annotation", type=Path, required=True, metavar="GFF3|BED",
@@ -129,6 +130,17 @@ def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reverse-complement", action="store_true",
                         help="also write every window reverse-complemented, labels reversed "
                         "(strand '-')")
+    split = parser.add_argument_group(
+        "held-out split", "with --split, DIR/train and DIR/test are written from disjoint "
+        "stretches of each record: the test stretch is (1 - FRACTION) of the record, on the "
+        "grid of window starts (multiples of --stride), at a seeded random offset; train is "
+        "the rest, before and after it. Each stretch is windowed on its own, so no window "
+        "crosses a cut and no test base is in a train window. A record shorter than two "
+        "strides goes whole to one side (train with probability FRACTION)")
+    split.add_argument("--split", type=float, default=None, metavar="FRACTION",
+                       help="train fraction (0 < FRACTION < 1) of each record")
+    split.add_argument("--seed", type=int, default=0,
+                       help="seed of the test stretches' offsets (default 0)")
     parser.set_defaults(func=_run_annotation)
 
 
@@ -137,7 +149,8 @@ def _run_annotation(args: argparse.Namespace) -> int:
 
     ingest_annotation(args.fasta, args.annotation, args.out, feature=args.feature or ["CDS"],
                       window=args.window, stride=args.stride, min_length=args.min_length,
-                      reverse_complement=args.reverse_complement)
+                      reverse_complement=args.reverse_complement, split=args.split,
+                      seed=args.seed)
     return 0
 
 
@@ -147,8 +160,8 @@ def _register_vcf(subparsers: argparse._SubParsersAction) -> None:
         description="For each ALT allele, cut the reference window centred on the variant and "
         "the same window with REF replaced by ALT (kept at the window length by cutting or "
         "extending at the right end; N past a contig end), check REF against the reference and "
-        "write a 'variants' shard directory (see docs/schemas.md). Symbolic alleles are "
-        "skipped and counted in the manifest.")
+        "write a 'variants' shard directory (see docs/schemas.md); with --split, DIR/train and "
+        "DIR/test. Symbolic alleles are skipped and counted in the manifest.")
     parser.add_argument("--reference", type=Path, required=True, metavar="FASTA",
                         help="reference FASTA (plain or bgzip; plain gzip is decompressed to a "
                         "temporary file)")
@@ -180,6 +193,17 @@ def _register_vcf(subparsers: argparse._SubParsersAction) -> None:
     columns.add_argument("--alt-column", default="alt", help="default 'alt'")
     columns.add_argument("--keep-column", action="append", default=[], metavar="NAME",
                          help="copy this --table column into the shards; repeatable")
+    split = parser.add_argument_group(
+        "held-out split", "with --split, DIR/train and DIR/test are written: variants are "
+        "grouped by contig and --bin-size position bin (POS // BIN), the bins are put in a "
+        "seeded random order and whole bins go to train until it holds FRACTION of the "
+        "variants, the rest to test, so neighbouring variants never straddle the two")
+    split.add_argument("--split", type=float, default=None, metavar="FRACTION",
+                       help="train fraction (0 < FRACTION < 1) of the position-grouped split")
+    split.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
+    split.add_argument("--bin-size", type=int, default=100, metavar="BP",
+                       help="position bin kept whole by --split (default 100 bp, as the "
+                       "evaluation's grouped folds)")
     parser.set_defaults(func=_run_vcf)
 
 
@@ -215,7 +239,8 @@ def _run_vcf(args: argparse.Namespace) -> int:
               if args.labels is not None else None)
     ingest_variants(variants, args.reference, args.out, window=args.window,
                     on_ref_mismatch=args.on_ref_mismatch, labels=labels,
-                    reverse_complement=args.reverse_complement, counts=counts)
+                    reverse_complement=args.reverse_complement, counts=counts,
+                    split=args.split, seed=args.seed, bin_size=args.bin_size)
     return 0
 
 

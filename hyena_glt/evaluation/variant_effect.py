@@ -33,6 +33,7 @@ from sklearn.model_selection import GroupKFold
 
 from hyena_glt.data.shards import read_manifest, read_table
 from hyena_glt.errors import ConfigurationError, DataError
+from hyena_glt.ingest.vcf import position_bins
 from hyena_glt.progress import progress
 
 __all__ = ["delta_log_likelihood", "score_variants", "position_group_folds",
@@ -145,13 +146,14 @@ def position_group_folds(positions: Sequence[int] | np.ndarray, n_splits: int = 
     """``(train_idx, test_idx)`` folds where every ``bin_size``-bp position bin sits in one fold.
 
     Neighbouring variants share most of their window, so a random split would let the test set
-    leak into training; grouping by ``pos // bin_size`` (scikit-learn ``GroupKFold``) keeps a
-    whole stretch of sequence on one side.
+    leak into training; grouping by ``pos // bin_size`` (:func:`~hyena_glt.ingest.vcf.position_bins`,
+    as ``hyena-glt ingest vcf --split`` does; scikit-learn ``GroupKFold``) keeps a whole stretch of
+    sequence on one side.
 
     Raises:
         DataError: fewer position bins than folds.
     """
-    groups = np.asarray(positions, dtype=np.int64) // bin_size
+    groups = position_bins(positions, bin_size)
     n_groups = len(np.unique(groups))
     if n_groups < n_splits:
         raise DataError(f"only {n_groups} position bins of {bin_size} bp for {n_splits} folds; "

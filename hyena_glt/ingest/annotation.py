@@ -13,10 +13,15 @@ BED has no feature type: every BED interval is labelled, and ``feature`` applies
 
 Windows are cut as for the FASTA ingester (same window/stride/last-window rule) and written as
 "annotation" shards: ``input_ids`` (one token per base) with ``labels`` (int8, one per base).
+
+With ``split`` the windows go to ``<out>/train`` and ``<out>/test`` shard directories cut from
+disjoint stretches of each record (:func:`split_segments`): no base of a test window is in a
+train window, so a model cannot have seen its test sequence, even with overlapping windows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import zlib
@@ -24,13 +29,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 
 from ..data.shards import ShardWriter
 from ..data.tokenizers import DNATokenizer
-from ..errors import DataError, TokenizationError
+from ..errors import ConfigurationError, DataError, TokenizationError
+from ..io import atomic_directory
 from ..progress import Progress
 from .fasta import FastaRecord, read_fasta, window_bounds
 
@@ -38,6 +45,7 @@ __all__ = [
     "FeatureInterval",
     "read_annotation",
     "feature_masks",
+    "split_segments",
     "ingest_annotation",
 ]
 
@@ -256,6 +264,35 @@ def feature_masks(
     return {record.name: mask for record, mask in _masked_records(fasta, annotation, feature, format)}
 
 
+def split_segments(length: int, train_fraction: float, seed: int, record: str, stride: int
+                   ) -> dict[str, list[tuple[int, int]]]:
+    """A record's ``[start, end)`` segments for ``train`` and ``test``; see :func:`ingest_annotation`.
+
+    The record is cut on the grid of window starts (multiples of ``stride``): the test part is
+    one stretch of ``round((1 - train_fraction) * n)`` of its ``n = length // stride`` grid
+    steps (at least one, at most ``n - 1``) at an offset drawn from
+    ``numpy.random.default_rng([seed, crc32(record)])``; the stretch takes in the record's tail
+    when it reaches the last grid step; train is what lies before and after it. A record shorter
+    than two steps goes whole to train with probability ``train_fraction`` (same draw).
+
+    Raises:
+        ConfigurationError: ``train_fraction`` outside (0, 1).
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ConfigurationError(f"split={train_fraction}; the train fraction must lie in (0, 1)")
+    rng = np.random.default_rng([seed, zlib.crc32(record.encode())])
+    steps = length // stride
+    if steps < 2:
+        side = "train" if rng.random() < train_fraction else "test"
+        return {"train": [], "test": [], side: [(0, length)]}
+    test_steps = min(max(round((1 - train_fraction) * steps), 1), steps - 1)
+    first = int(rng.integers(0, steps - test_steps + 1))
+    start = first * stride
+    end = length if first + test_steps == steps else (first + test_steps) * stride
+    train = [(a, b) for a, b in ((0, start), (end, length)) if b > a]
+    return {"train": train, "test": [(start, end)]}
+
+
 def ingest_annotation(
     fasta: str | Path,
     annotation: str | Path,
@@ -268,7 +305,9 @@ def ingest_annotation(
     reverse_complement: bool = False,
     format: str | None = None,
     tokenizer: DNATokenizer | None = None,
-) -> dict[str, int]:
+    split: float | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Write an "annotation" shard directory: windows of ``fasta`` with per-base labels.
 
     Windows follow the FASTA ingester (:func:`~hyena_glt.ingest.fasta.window_bounds`: full
@@ -278,46 +317,95 @@ def ingest_annotation(
     With ``reverse_complement`` each window is also written as its reverse complement
     (``strand == "-"``, ids and labels both reversed).
 
+    With ``split`` (train fraction), ``out_dir`` holds ``train`` and ``test`` shard
+    directories: each record is cut into a test stretch and the train stretches around it
+    (:func:`split_segments`, seeded by ``seed``), and each stretch is windowed on its own as
+    above (from its start, which lies on the stride grid), so no window crosses a cut.
+
     Returns:
-        Counts: ``records``, ``bases``, ``feature_bases``, ``windows`` (also in the manifest).
+        Counts ``records``, ``bases``, ``feature_bases``, ``windows`` (also in the manifest);
+        with ``split``, ``{"train": counts, "test": counts}`` over each part's stretches.
 
     Raises:
         DataError: see :func:`feature_masks`; also characters outside the DNA alphabet (named
-            with record and position) or no window at all (records shorter than ``window``).
+            with record and position) or no window at all (in a part) (records shorter than
+            ``window``). ConfigurationError: ``split`` outside (0, 1).
     """
     stride = window if stride is None else stride
+    if split is not None and not 0.0 < split < 1.0:
+        raise ConfigurationError(f"split={split}; the train fraction must lie in (0, 1)")
     tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
-    counts = {"records": 0, "bases": 0, "feature_bases": 0, "windows": 0}
     features = [feature] if isinstance(feature, str) else list(feature)
     params = {"window": window, "stride": stride, "min_length": min_length,
               "reverse_complement": reverse_complement, "feature": features}
-    with ShardWriter(out_dir, "annotation", tokenizer, metadata={"parameters": params}) as writer:
+    if split is not None:
+        params.update(split=split, seed=seed)
+    names = ["all"] if split is None else ["train", "test"]
+    counts = {name: {"records": 0, "bases": 0, "feature_bases": 0, "windows": 0}
+              for name in names}
+    segments: dict[str, dict[str, list[tuple[int, int]]]] = {name: {} for name in names}
+    with contextlib.ExitStack() as stack:
+        if split is None:
+            directories = {"all": Path(out_dir)}
+        else:
+            parent = stack.enter_context(atomic_directory(out_dir))
+            directories = {name: parent / name for name in names}
+        writers = {name: stack.enter_context(ShardWriter(
+            directory, "annotation", tokenizer,
+            metadata={"parameters": params, **({"part": name} if split is not None else {})}))
+            for name, directory in directories.items()}
         with Progress(desc=Path(fasta).name, unit="bp") as bar:
             for record, mask in _masked_records(fasta, annotation, features, format):
                 try:
                     ids = tokenizer.encode_array(record.sequence)
                 except TokenizationError as err:
                     raise DataError(str(err), path=fasta, record=record.name) from None
-                starts, ends = window_bounds(len(ids), window, stride, min_length)
-                _write_windows(writer, record.name, ids, mask, starts, ends, "+")
-                if reverse_complement:
-                    rc_ids = np.asarray(tokenizer.reverse_complement_ids(ids), dtype=np.uint8)
-                    # forward [s, e) is [L - e, L - s) of the reversed record
-                    _write_windows(writer, record.name, rc_ids, mask[::-1], len(ids) - ends,
-                                   len(ids) - starts, "-", starts, ends)
-                counts["records"] += 1
-                counts["bases"] += len(ids)
-                counts["feature_bases"] += int(mask.sum())
-                counts["windows"] += len(starts) * (2 if reverse_complement else 1)
-                bar.update(len(ids), windows=counts["windows"])
-        if counts["windows"] == 0:
-            raise DataError(f"no window written: every record is shorter than window={window} "
-                            "(set min_length to keep short windows)", path=fasta)
-        writer.add_source(fasta)
-        writer.add_source(annotation)
-        writer.metadata["counts"] = counts
+                parts = ({"all": [(0, len(ids))]} if split is None else
+                         split_segments(len(ids), split, seed, record.name, stride))
+                rc_ids = (np.asarray(tokenizer.reverse_complement_ids(ids), dtype=np.uint8)
+                          if reverse_complement else None)
+                for name, stretches in parts.items():
+                    for begin, finish in stretches:
+                        starts, ends = window_bounds(finish - begin, window, stride, min_length)
+                        _write_record(writers[name], record.name, ids, mask, starts + begin,
+                                      ends + begin, rc_ids)
+                        part = counts[name]
+                        part["bases"] += finish - begin
+                        part["feature_bases"] += int(mask[begin:finish].sum())
+                        part["windows"] += len(starts) * (2 if reverse_complement else 1)
+                    if stretches:
+                        counts[name]["records"] += 1
+                        segments[name][record.name] = [list(s) for s in stretches]
+                bar.update(len(ids), windows=sum(c["windows"] for c in counts.values()))
+        for name, writer in writers.items():
+            if counts[name]["windows"] == 0:
+                if split is None:
+                    raise DataError(f"no window written: every record is shorter than "
+                                    f"window={window} (set min_length to keep short windows)",
+                                    path=fasta)
+                raise DataError(f"no window written to the {name} part: each of its stretches "
+                                f"of the records is shorter than window={window} (set "
+                                "min_length, a smaller window, or another split)", path=fasta)
+            writer.add_source(fasta)
+            writer.add_source(annotation)
+            writer.metadata["counts"] = counts[name]
+            if split is not None:
+                writer.metadata["segments"] = segments[name]
     logger.info("wrote %s: %s", out_dir, counts)
-    return counts
+    return counts["all"] if split is None else counts
+
+
+def _write_record(
+    writer: ShardWriter, name: str, ids: np.ndarray, mask: np.ndarray, starts: np.ndarray,
+    ends: np.ndarray, rc_ids: np.ndarray | None,
+) -> None:
+    """Windows ``[starts, ends)`` of one record, and their reverse complements (``rc_ids``: the
+    record's reverse-complemented ids, or None)."""
+    _write_windows(writer, name, ids, mask, starts, ends, "+")
+    if rc_ids is not None:
+        # forward [s, e) is [L - e, L - s) of the reversed record
+        _write_windows(writer, name, rc_ids, mask[::-1], len(ids) - ends, len(ids) - starts,
+                       "-", starts, ends)
 
 
 def _write_windows(

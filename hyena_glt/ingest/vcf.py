@@ -19,6 +19,14 @@ file, record and both alleles, or with ``on_ref_mismatch="skip"`` a counted skip
 (``<DEL>``, ``<CN0>``, ``*``, breakends) and records without ALT are skipped and counted. The counts
 go to the log and to the shard manifest.
 
+With ``split`` the variants are divided into ``<out>/train`` and ``<out>/test`` shard directories
+without leakage: variants are grouped by contig and ``bin_size``-bp position bin (``pos //
+bin_size``, :func:`position_bins`, the grouping of the position-grouped evaluation folds in
+:mod:`hyena_glt.evaluation.variant_effect`), the bins are put in a seeded random order, and whole
+bins go to train until it holds ``split`` of the variants; the rest go to test
+(:func:`split_by_position`). Neighbouring variants, whose windows are almost identical, thus never
+straddle train and test.
+
 The reference is opened with ``pysam.FastaFile``: plain or BGZF FASTA, with its ``.fai`` (and
 ``.gzi``) when present, else indexed into a temporary folder (nothing is written next to the
 input). A plain-gzip reference (not BGZF) cannot be indexed; it is decompressed to a temporary
@@ -48,6 +56,7 @@ import pysam
 from ..data.shards import ShardWriter
 from ..data.tokenizers import DNATokenizer
 from ..errors import ConfigurationError, DataError, TokenizationError
+from ..io import atomic_directory
 from ..progress import progress
 
 __all__ = [
@@ -57,12 +66,16 @@ __all__ = [
     "variants_from_vcf",
     "variants_from_table",
     "variant_windows",
+    "position_bins",
+    "split_by_position",
     "ingest_variants",
 ]
 
 logger = logging.getLogger(__name__)
 
 ON_REF_MISMATCH = ("error", "skip")
+#: Default size of the position bins that a split keeps whole (as the evaluation folds do).
+DEFAULT_BIN_SIZE = 100
 
 #: Columns of a "variants" row that a table's ``keep_columns`` may not overwrite.
 ROW_COLUMNS = frozenset({"id", "ref_input_ids", "alt_input_ids", "variant_offset", "chrom", "pos",
@@ -455,6 +468,63 @@ def _tokens(tokenizer: DNATokenizer, window: str, variant: Variant, which: str) 
         raise variant.error(f"{which} window: {err}") from None
 
 
+def position_bins(positions: Sequence[int] | np.ndarray, bin_size: int = DEFAULT_BIN_SIZE,
+                  chroms: Sequence[str] | None = None) -> np.ndarray:
+    """Group id ``(N,)`` of each variant: its ``bin_size``-bp position bin, ``pos // bin_size``.
+
+    Neighbouring variants share almost all of their window, so anything that separates train
+    from test data (ingest splits, evaluation folds) keeps a bin whole. Without ``chroms`` the
+    ids are the bin numbers; with them, bins are per contig and numbered in sorted
+    (contig, bin) order.
+
+    Raises:
+        ConfigurationError: ``bin_size < 1``.
+    """
+    if bin_size < 1:
+        raise ConfigurationError(f"bin_size={bin_size}; it must be >= 1")
+    bins = np.asarray(positions, dtype=np.int64) // bin_size
+    if chroms is None:
+        return bins
+    keys = pd.Series(np.asarray(chroms, dtype=object)).astype(str) + ":" + pd.Series(bins).map(
+        "{:020d}".format)
+    codes, _ = pd.factorize(keys, sort=True)
+    return codes.astype(np.int64)
+
+
+def split_by_position(positions: Sequence[int] | np.ndarray, train_fraction: float,
+                      seed: int = 0, bin_size: int = DEFAULT_BIN_SIZE,
+                      chroms: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, test)``, each sorted, keeping every position bin on one side.
+
+    The bins (:func:`position_bins`) are put in a seeded random order
+    (``numpy.random.default_rng(seed).permutation``); a bin goes to train while the rows before
+    it in that order are fewer than ``train_fraction`` of all rows, so train holds about
+    ``train_fraction`` of the rows (whole bins). At least one bin goes to each side.
+
+    Raises:
+        ConfigurationError: ``train_fraction`` outside (0, 1), or fewer than 2 bins.
+    """
+    if not 0.0 < train_fraction < 1.0:
+        raise ConfigurationError(f"split={train_fraction}; the train fraction must lie in (0, 1)")
+    groups = position_bins(positions, bin_size, chroms)
+    if chroms is None:
+        _, groups = np.unique(groups, return_inverse=True)
+    n_bins = int(groups.max()) + 1 if len(groups) else 0
+    if n_bins < 2:
+        raise ConfigurationError(f"cannot split {len(groups)} variant(s) in {n_bins} position "
+                                 f"bin(s) of {bin_size} bp into train and test; use a smaller "
+                                 "bin size")
+    order = np.random.default_rng(seed).permutation(n_bins)
+    sizes = np.bincount(groups, minlength=n_bins)[order]
+    before = np.cumsum(sizes) - sizes
+    in_train = before < train_fraction * len(groups)
+    in_train[0], in_train[-1] = True, False
+    train_bins = np.zeros(n_bins, dtype=bool)
+    train_bins[order[in_train]] = True
+    train = train_bins[groups]
+    return np.flatnonzero(train), np.flatnonzero(~train)
+
+
 def ingest_variants(
     variants: Iterable[Variant],
     reference: str | Path,
@@ -466,13 +536,17 @@ def ingest_variants(
     reverse_complement: bool = False,
     tokenizer: DNATokenizer | None = None,
     counts: VariantCounts | None = None,
+    split: float | None = None,
+    seed: int = 0,
+    bin_size: int = DEFAULT_BIN_SIZE,
 ) -> VariantCounts:
     """Write a "variants" shard directory of ref/alt windows for ``variants``.
 
     Args:
         variants: from :func:`variants_from_vcf` or :func:`variants_from_table`.
         reference: FASTA the variants' positions refer to.
-        out_dir: shard directory, written atomically (nothing is left on error).
+        out_dir: shard directory, written atomically (nothing is left on error); with
+            ``split``, a directory holding the ``train`` and ``test`` shard directories.
         window: bases per window; the variant starts at ``window // 2``.
         on_ref_mismatch: ``"error"`` (DataError) or ``"skip"`` (counted) when REF differs from
             the reference.
@@ -481,13 +555,18 @@ def ingest_variants(
         reverse_complement: also store both windows reverse-complemented (``*_rc`` columns).
         tokenizer: DNA tokenizer for the windows (default ``DNATokenizer()``).
         counts: the counts the variant source updates (for its skips), continued here.
+        split: train fraction of a position-grouped split (:func:`split_by_position`); None
+            writes one shard directory.
+        seed, bin_size: the split's seed and position bin size (bp).
 
     Returns:
-        The counts, also logged and stored in the manifest.
+        The counts (over both parts with ``split``), also logged and stored in the manifest
+        (each part's manifest holds that part's counts).
 
     Raises:
         DataError: unknown contig, REF mismatch (with ``"error"``), a window with characters
-            outside the alphabet, or no variant left to write; each names file and record.
+            outside the alphabet, or no variant left to write (in a part); each names file and
+            record. ConfigurationError: bad settings, or too few position bins to split.
     """
     if on_ref_mismatch not in ON_REF_MISMATCH:
         raise ConfigurationError(
@@ -496,15 +575,50 @@ def ingest_variants(
         raise ConfigurationError(f"window={window}; it must be >= 1")
     tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
     counts = counts if counts is not None else VariantCounts()
+    parameters = {
+        "window": window, "variant_offset": window // 2, "on_ref_mismatch": on_ref_mismatch,
+        "reverse_complement": reverse_complement, "sidecar_labels": labels is not None,
+        "split": split, "seed": seed if split is not None else None,
+        "bin_size": bin_size if split is not None else None,
+    }
+    settings = {"window": window, "on_ref_mismatch": on_ref_mismatch, "labels": labels,
+                "reverse_complement": reverse_complement, "tokenizer": tokenizer,
+                "parameters": parameters}
+    with open_reference(reference) as fasta:
+        if split is None:
+            _write_variants(variants, fasta, reference, out_dir, counts, **settings)
+        else:
+            variants = list(variants)
+            parts = split_by_position([v.pos for v in variants], split, seed, bin_size,
+                                      chroms=[v.chrom for v in variants])
+            source_counts = dataclasses.replace(counts)
+            with atomic_directory(out_dir) as tmp:
+                for name, rows in zip(("train", "test"), parts, strict=True):
+                    part = dataclasses.replace(source_counts)
+                    _write_variants([variants[i] for i in rows], fasta, reference, tmp / name,
+                                    part, part_name=name, **settings)
+                    for key in ("alleles", "written", "skipped_ref_mismatch", "padded_windows",
+                                "labelled"):
+                        setattr(counts, key, getattr(counts, key) + getattr(part, key))
+    skipped = counts.skipped_ref_mismatch + counts.skipped_symbolic + counts.skipped_no_alt
+    (logger.warning if skipped else logger.info)("wrote %s: %s", out_dir, _describe(counts))
+    return counts
+
+
+def _write_variants(
+    variants: Iterable[Variant], fasta: pysam.FastaFile, reference: str | Path,
+    out_dir: str | Path, counts: VariantCounts, *, window: int, on_ref_mismatch: str,
+    labels: Mapping[tuple[str, int, str, str], float] | None, reverse_complement: bool,
+    tokenizer: DNATokenizer, parameters: dict, part_name: str | None = None,
+) -> None:
+    """One "variants" shard directory (see :func:`ingest_variants`); ``counts`` is updated."""
     sources: list[str] = []
     columns = [("label", pa.float64())]
     if reverse_complement:
         columns += [("ref_input_ids_rc", pa.list_(pa.uint8())), ("alt_input_ids_rc", pa.list_(pa.uint8()))]
-    with open_reference(reference) as fasta, ShardWriter(
-        out_dir, "variants", tokenizer, schema=pa.schema(columns)
-    ) as writer:
+    with ShardWriter(out_dir, "variants", tokenizer, schema=pa.schema(columns)) as writer:
         writer.add_source(reference)
-        for variant in progress(variants, desc="variants", unit="allele"):
+        for variant in progress(variants, desc=part_name or "variants", unit="allele"):
             if variant.source not in sources:
                 sources.append(variant.source)
                 writer.add_source(variant.source)
@@ -546,16 +660,13 @@ def ingest_variants(
             counts.written += 1
             counts.labelled += not math.isnan(label)
         if counts.written == 0:
-            raise DataError(f"no variant to write ({_describe(counts)})",
+            where = f" in the {part_name} part" if part_name else ""
+            raise DataError(f"no variant to write{where} ({_describe(counts)})",
                             path=", ".join(sources) or None)
-        writer.metadata["parameters"] = {
-            "window": window, "variant_offset": window // 2, "on_ref_mismatch": on_ref_mismatch,
-            "reverse_complement": reverse_complement, "sidecar_labels": labels is not None,
-        }
+        writer.metadata["parameters"] = parameters
         writer.metadata["counts"] = dataclasses.asdict(counts)
-    skipped = counts.skipped_ref_mismatch + counts.skipped_symbolic + counts.skipped_no_alt
-    (logger.warning if skipped else logger.info)("wrote %s: %s", out_dir, _describe(counts))
-    return counts
+        if part_name is not None:
+            writer.metadata["part"] = part_name
 
 
 def _describe(counts: VariantCounts) -> str:

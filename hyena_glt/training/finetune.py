@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from ..data.tokenizers import CharTokenizer
@@ -125,6 +126,26 @@ class FineTuner:
             unit.requires_grad_(train)
             unit.train(train)  # frozen = a fixed function: no dropout, no buffer updates
 
+    def _check_labels(self, dataset: Any) -> None:
+        """ConfigurationError for sequence labels a classification head cannot learn.
+
+        Cross-entropy would otherwise truncate continuous scores (e.g. a variant's function
+        score) to class indices, or fail deep inside PyTorch on an index out of range.
+        """
+        labels = getattr(dataset, "labels", None)
+        if TASK_MODELS[self.task_type] is not HyenaGLTForSequenceClassification or \
+                not isinstance(labels, np.ndarray) or labels.ndim != 1 or not len(labels):
+            return
+        if labels.dtype.kind == "f":
+            raise ConfigurationError(
+                f"task_type={self.task_type!r} trains a classification head, but the training "
+                f"labels are continuous (e.g. {labels[0]:g}); use task_type='regression' for "
+                "scores, or ingest class labels (e.g. 0/1)")
+        if labels.min() < 0 or labels.max() >= self.config.num_classes:
+            raise ConfigurationError(
+                f"training labels range over {labels.min()}..{labels.max()}, but the "
+                f"{self.task_type} head has num_classes={self.config.num_classes}")
+
     def finetune(self, train_dataset: Any, val_dataset: Any = None, num_epochs: int | None = None,
                  **trainer_kwargs: Any) -> nn.Module:
         """Train on ``train_dataset`` (early stopping/best model on ``val_dataset``).
@@ -137,6 +158,7 @@ class FineTuner:
         Returns:
             The fine-tuned model (the best validation weights when there is validation data).
         """
+        self._check_labels(train_dataset)
         config = self.config.replace(learning_rate=self.backbone_lr)
         if num_epochs is not None:
             config = config.replace(num_epochs=num_epochs)
