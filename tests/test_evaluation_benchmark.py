@@ -124,21 +124,37 @@ def test_unknown_metric_is_a_clear_error(task):
         ModelBenchmark([KmerLogisticRegression()], [task], metrics=["accuracy", "nope"]).run()
 
 
-def test_cli_benchmark_then_report(promoters_path, tmp_path):
+def test_cli_benchmark_on_presplit_shards_then_report(promoters_path, tmp_path):
+    """Baselines are fitted on the train part only and every model is scored on the test part."""
+    assert main(["ingest", "table", str(promoters_path), "--alphabet", "dna", "--split", "0.7",
+                 "--out", str(tmp_path / "shards")]) == 0
     model_dir = tiny_classifier().save_pretrained(tmp_path / "tiny")
     out = tmp_path / "bench"
-    assert main(["benchmark", "--model", f"tiny={model_dir}", "--data", str(promoters_path),
+    assert main(["benchmark", "--name", "promoters", "--train", str(tmp_path / "shards/train"),
+                 "--test", str(tmp_path / "shards/test"), "--model", f"tiny={model_dir}",
                  "--max-rows", "150", "--baselines", "kmer,cnn", "--cnn-epochs", "1",
                  "--out", str(out)]) == 0
     results = pd.read_parquet(out / "results.parquet")
     assert set(results["model"]) == {"tiny", "kmer_baseline", "cnn_baseline"}
+    assert set(results["dataset"]) == {"promoters"}
     assert len(pd.read_csv(out / "results.csv")) == len(results) == 9
+    # The k-mer baseline's numbers are those of the same fit on the same parts.
+    task = BenchmarkTask.from_split(tmp_path / "shards/train", tmp_path / "shards/test",
+                                    max_rows=150)
+    kmer = KmerLogisticRegression().fit(task.train_sequences, task.train_labels)
+    expected = accuracy_score(task.test_labels, kmer.predict_proba(task.test_sequences).argmax(1))
+    kmer_row = results[(results["model"] == "kmer_baseline") & (results["metric"] == "accuracy")]
+    assert kmer_row["value"].item() == pytest.approx(expected)
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    for _, rows in predictions.groupby("model"):
+        np.testing.assert_array_equal(rows["target"], task.test_labels)
     report = tmp_path / "report.html"
     assert main(["report", "--results", str(out / "results.parquet"), "--predictions",
                  str(out / "predictions.parquet"), "--data-file", str(promoters_path),
                  "--config", str(model_dir / "config.json"), "--out", str(report)]) == 0
     page = report.read_text()
     assert "kmer_baseline" in page and "ROC" in page and '"d_model": 16' in page
-    assert main(["benchmark", "--model", "no-equals-sign", "--data", str(promoters_path),
+    assert main(["benchmark", "--name", "p", "--model", "no-equals-sign", "--train",
+                 str(tmp_path / "shards/train"), "--test", str(tmp_path / "shards/test"),
                  "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()

@@ -185,3 +185,58 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     if shutil.which("file"):
         described = subprocess.run(["file", str(screenshot)], capture_output=True, text=True)
         assert "1280 x 2000" in described.stdout
+
+
+def _stage_report(path: Path, method: str, before_latency: float, after: tuple) -> Path:
+    measurement = {"parameters": 100, "nonzero_parameters": 100, "metric_name": "accuracy"}
+    accuracy, latency, size = after
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "method": method, "settings": {}, "extra": {},
+        "before": {**measurement, "size_bytes": 4000, "latency_ms": before_latency,
+                   "metric": 0.8},
+        "after": {**measurement, "size_bytes": size, "latency_ms": latency,
+                  "metric": accuracy}}))
+    return path
+
+
+def test_cli_report_concatenates_tasks_and_groups_compression(tmp_path):
+    """Several result tables (a benchmark's, an evaluate table of another task) in one report:
+    the best model per task and metric, breakdowns and counts left to the tables; one Pareto
+    plot per task with one "original" point."""
+    from hyena_glt.cli import main
+
+    _results().to_parquet(tmp_path / "bench.parquet", index=False)
+    evaluate = pd.DataFrame({"model": ["annotator"] * 4 + ["other"] * 4, "dataset": "cds",
+                             "metric": ["accuracy", "mcc", "f1/CDS", "n_bases"] * 2,
+                             "value": [0.7, 0.4, 0.75, 5000, 0.6, 0.5, 0.7, 5000]})
+    evaluate.to_csv(tmp_path / "cds.tsv", sep="\t", index=False)
+    quantize = _stage_report(tmp_path / "q" / "compression_report.json", "quantize", 10.0,
+                             (0.79, 5.0, 1000))
+    prune = _stage_report(tmp_path / "p" / "compression_report.json", "prune", 12.0,
+                          (0.70, 11.0, 4000))
+    out = tmp_path / "report.html"
+    assert main(["report", "--results", str(tmp_path / "bench.parquet"), "--results",
+                 str(tmp_path / "cds.tsv"), "--compression-report", f"promoters={quantize}",
+                 "--compression-report", f"promoters={prune}", "--out", str(out)]) == 0
+    page = out.read_text()
+    best = dict(((d, m), (model, v)) for d, m, model, v in re.findall(
+        r"<tr><td>([^<]*)</td><td>([^<]*)</td><td class=best>([^<]*)</td><td>([^<]*)</td></tr>",
+        page.split("class='best-per-task'")[1].split("</table>")[0]))
+    assert best == {("promoters", "accuracy"): ("hyena", "0.81"),
+                    ("promoters", "f1_macro"): ("hyena", "0.8"),
+                    ("promoters", "auroc"): ("hyena", "0.9"),
+                    ("cds", "accuracy"): ("annotator", "0.7"),
+                    ("cds", "mcc"): ("other", "0.5")}
+    summary = page.split('id="summary"')[1].split('id="metrics"')[0]
+    assert "f1/CDS" not in summary and "n_bases" not in summary
+    compression = page.split('id="compression"')[1]
+    assert "<h3>promoters</h3>" in compression and compression.count("<svg") == 1
+    # One original point (median of the two "before" latencies), the variants after it.
+    assert "<td>original</td><td>0.8</td><td>11</td><td>4,000</td><td>yes</td>" in compression
+    assert "<td>quantize</td><td>0.79</td><td>5</td><td>1,000</td><td>yes</td>" in compression
+    assert "<td>prune</td><td>0.7</td><td>11</td><td>4,000</td><td></td>" in compression
+    # The same model, task and metric twice is an error, and nothing is written.
+    assert main(["report", "--results", str(tmp_path / "bench.parquet"), "--results",
+                 str(tmp_path / "bench.parquet"), "--out", str(tmp_path / "dup.html")]) == 2
+    assert not (tmp_path / "dup.html").exists()

@@ -2,12 +2,19 @@
 
 - ``score-variants``: zero-shot Δ log-likelihood of every variant of a ``variants`` shard
   directory under a causal LM -> one table row per variant (Parquet, CSV or TSV).
-- ``evaluate``: a model on a data set -> metrics JSON. A ``variants`` shard directory is
-  scored zero-shot and evaluated with position-grouped folds (AUROC, Spearman); a
-  sequence/label table is classified with a fine-tuned sequence classifier.
-- ``benchmark``: fine-tuned classifiers beside the k-mer and CNN baselines on the same split
-  -> ``results.parquet``, ``results.csv``, ``predictions.parquet``.
-- ``report``: a benchmark's results -> one self-contained HTML file.
+- ``evaluate``: a model on a data set -> a tidy results table (``.parquet``/``.csv``/``.tsv``:
+  ``model, dataset, metric, value``) or metrics JSON. A ``variants`` shard directory is scored
+  zero-shot and evaluated with position-grouped folds (AUROC, Spearman); an ``annotation`` shard
+  directory per base with a token classifier; a ``table`` shard directory or sequence/label
+  table with a sequence classifier (a regressor for real-valued labels).
+- ``benchmark``: models beside the k-mer and CNN baselines on pre-split data (baselines fitted
+  on the training part, everything scored on the test part) -> ``results.parquet``,
+  ``results.csv``, ``predictions.parquet``.
+- ``report``: result tables (concatenated) -> one self-contained HTML file.
+
+Classifier, regressor and token-classifier model directories may be fine-tuned, compressed
+(``hyena-glt quantize|prune|distill``) or ONNX exports (``hyena-glt export``); see
+:mod:`hyena_glt.evaluation.models`.
 """
 
 from __future__ import annotations
@@ -23,12 +30,8 @@ __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
-
-def _tokenizer(model_dir: Path):
-    from ..data.tokenizers import CharTokenizer, DNATokenizer
-
-    path = model_dir / "tokenizer.json"
-    return CharTokenizer.load(path) if path.is_file() else DNATokenizer()
+#: ``evaluate --out`` suffixes that get a tidy table (anything else: JSON).
+TABLE_SUFFIXES = (".parquet", ".csv", ".tsv")
 
 
 def _add_threads(parser: argparse.ArgumentParser) -> None:
@@ -84,13 +87,8 @@ def _scores(args: argparse.Namespace):
 
 def _save_table(frame, path: Path) -> None:
     from ..evaluation.benchmark import save_results
-    from ..io import atomic_file
 
-    if path.suffix == ".tsv":
-        with atomic_file(path) as tmp:
-            frame.to_csv(tmp, sep="\t", index=False)
-    else:
-        save_results(frame, path)
+    save_results(frame, path)
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -102,16 +100,30 @@ def _run_score(args: argparse.Namespace) -> int:
 
 def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="metrics of a model on a data set -> JSON",
-        description="A variants shard directory is scored zero-shot with a causal LM and "
+        "evaluate", help="metrics of a model on a data set -> tidy table or JSON",
+        description="A 'variants' shard directory is scored zero-shot with a causal LM and "
         "evaluated (AUROC of the damaging label, Spearman against --function-score-column) "
-        "overall and over folds grouped by position bin; a sequence/label table is classified "
-        "with a fine-tuned sequence classifier (GenomicMetrics).")
-    parser.add_argument("--model", type=Path, required=True, help="model directory")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="variants shard directory, or CSV/TSV/Parquet with sequence,label")
-    parser.add_argument("--out", type=Path, required=True, help="metrics JSON")
-    parser.add_argument("--batch-size", type=int, default=32)
+        "overall and over folds grouped by position bin; an 'annotation' shard directory is "
+        "scored per base with a token classifier (accuracy, F1, MCC over real bases); a 'table' "
+        "shard directory or CSV/TSV/Parquet with sequence,label is classified with a sequence "
+        "classifier, or, with real-valued labels, scored with a regressor (MSE, R², Spearman). "
+        "The model directory may be fine-tuned, compressed or an ONNX export. --out ending in .parquet/.csv/.tsv: rows model,dataset,metric,value; "
+        "anything else: a JSON object of all metrics.")
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="model directory")
+    parser.add_argument("--data", type=Path, required=True, metavar="DATA",
+                        help="variants/annotation/table shard directory, or CSV/TSV/Parquet "
+                        "with sequence,label")
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE",
+                        help="tidy table (.parquet, .csv, .tsv) or metrics JSON")
+    parser.add_argument("--name", default=None, metavar="LABEL",
+                        help="model label in the table (default: the model directory's name)")
+    parser.add_argument("--dataset", default=None, metavar="LABEL",
+                        help="task label in the table (default: the data's name)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N")
+    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+                        help="table/annotation: truncate sequences to N tokens (default: the "
+                        "model's sequence_length or exported length)")
     parser.add_argument("--strand-average", action="store_true")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum")
     parser.add_argument("--function-score-column", default=None,
@@ -121,14 +133,44 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                         help="variants: bp per position group (default 100)")
     parser.add_argument("--scores-out", type=Path, default=None,
                         help="variants: also write the per-variant score table here")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="table: truncate sequences to this many tokens")
     _add_threads(parser)
     parser.set_defaults(func=_run_evaluate, variants=None)
 
 
+def _data_kind(path: Path) -> str:
+    """The shard directory's kind, or ``"table"`` for a CSV/TSV/Parquet file."""
+    from ..data.shards import read_manifest
+
+    return read_manifest(path)["kind"] if path.is_dir() else "table"
+
+
+def _evaluate_table(args: argparse.Namespace) -> dict:
+    """Sequence classification, or regression when the labels are real values."""
+    from ..data.datasets import GenomicDataset
+    from ..evaluation.benchmark import complete_label_names, read_labelled_sequences
+    from ..evaluation.metrics import GenomicMetrics
+    from ..evaluation.models import load_classifier, load_model
+
+    dataset = GenomicDataset(data_path=args.data, max_length=None, padding=None)
+    if dataset.labels is not None and dataset.label2id is None:
+        from ..evaluation.regression import evaluate_regressor
+
+        model = load_model(args.model, "HyenaGLTForRegression")
+        return evaluate_regressor(model, args.data, args.batch_size, args.max_length)
+    data = read_labelled_sequences(dataset)
+    classifier = load_classifier(args.model, data.tokenizer, args.max_length, args.batch_size)
+    probs = classifier.predict_proba(data.sequences)
+    return GenomicMetrics().compute_all(
+        probs, data.labels, "sequence_classification",
+        label_names=complete_label_names(data.label_names, probs.shape[1]))
+
+
 def _run_evaluate(args: argparse.Namespace) -> int:
-    if (args.data / "manifest.json").is_file():
+    from ..errors import DataError
+
+    _set_threads(args)
+    kind = _data_kind(args.data)
+    if kind == "variants":
         from ..evaluation.variant_effect import evaluate_variant_scores
 
         args.variants = args.data
@@ -137,20 +179,25 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             _save_table(frame, args.scores_out)
         metrics = evaluate_variant_scores(frame, function_score_column=args.function_score_column,
                                           n_splits=args.folds, bin_size=args.bin_size)
-    else:
-        _set_threads(args)
-        from ..evaluation.benchmark import TorchSequenceClassifier, read_sequence_table
-        from ..evaluation.metrics import GenomicMetrics
-        from ..model import HyenaGLTForSequenceClassification
+    elif kind == "annotation":
+        from ..evaluation.annotation import evaluate_token_classifier
+        from ..evaluation.models import load_model
 
-        sequences, labels, names = read_sequence_table(args.data)
-        model = HyenaGLTForSequenceClassification.from_pretrained(args.model)
-        classifier = TorchSequenceClassifier(model, _tokenizer(args.model), args.max_length,
-                                             args.batch_size)
-        metrics = GenomicMetrics().compute_all(classifier.predict_proba(list(sequences)),
-                                               labels, "sequence_classification",
-                                               label_names=names)
-    _write_json(metrics, args.out)
+        model = load_model(args.model, "HyenaGLTForTokenClassification")
+        metrics = evaluate_token_classifier(model, args.data, args.batch_size, args.max_length)
+    elif kind == "table":
+        metrics = _evaluate_table(args)
+    else:
+        raise DataError(f"cannot evaluate a {kind!r} shard directory; expected variants, "
+                        "annotation or table", path=str(args.data))
+    if args.out.suffix in TABLE_SUFFIXES:
+        from ..evaluation.benchmark import tidy_metrics
+
+        name = args.name or args.model.name
+        dataset = args.dataset or args.data.name.split(".")[0]
+        _save_table(tidy_metrics(metrics, name, dataset), args.out)
+    else:
+        _write_json(metrics, args.out)
     logger.info("wrote %s: %s", args.out, {k: v for k, v in metrics.items()
                                             if "auroc" in k and "/" not in k or k == "accuracy"})
     return 0
@@ -159,53 +206,70 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _register_benchmark(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "benchmark", help="models beside the k-mer and CNN baselines -> results table",
-        description="Split each table once (stratified), fit the baselines on the train part, "
-        "score every model on the test part; writes results.parquet, results.csv and "
-        "predictions.parquet into --out.")
+        description="Fit the baselines on --train (the part the fine-tuned models were trained "
+        "on), score every model on --test; writes results.parquet, results.csv and "
+        "predictions.parquet into --out. Models may be fine-tuned, compressed or ONNX exports; "
+        "parameters, size, latency and throughput are measured the same way for all.")
+    parser.add_argument("--name", required=True, metavar="TASK",
+                        help="task label (the dataset column of the results)")
+    parser.add_argument("--train", type=Path, required=True, metavar="DATA",
+                        help="training part: 'table' shard directory (e.g. <ingest>/train) or "
+                        "CSV/TSV/Parquet with sequence,label")
+    parser.add_argument("--test", type=Path, required=True, metavar="DATA",
+                        help="test part, as --train (e.g. <ingest>/test)")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                        help="fine-tuned sequence classifier directory; repeatable")
-    parser.add_argument("--data", action="append", type=Path, required=True,
-                        help="CSV/TSV/Parquet with sequence,label; repeatable")
+                        help="sequence classifier directory (fine-tuned, compressed or ONNX "
+                        "export); repeatable")
     parser.add_argument("--baselines", default="kmer,cnn",
                         help="comma-separated baselines: kmer, cnn, or none")
     parser.add_argument("--metrics", nargs="+", default=["accuracy", "f1", "auc"])
-    parser.add_argument("--test-size", type=float, default=0.3)
-    parser.add_argument("--seed", type=int, default=0, help="split and CNN seed")
-    parser.add_argument("--max-rows", type=int, default=None,
-                        help="stratified subsample of each table first")
+    parser.add_argument("--seed", type=int, default=0, help="subsample and CNN seed")
+    parser.add_argument("--max-rows", type=int, default=None, metavar="N",
+                        help="stratified subsample of each part to N rows (quick runs)")
     parser.add_argument("--cnn-epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+                        help="truncate inputs of torch models (default: their sequence_length)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output directory")
     _add_threads(parser)
     parser.set_defaults(func=_run_benchmark)
 
 
+def _parse_model_specs(specs: list[str]) -> dict[str, Path]:
+    models: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, directory = spec.partition("=")
+        if not sep or not name or not directory:
+            raise ConfigurationError(f"--model {spec!r}: expected NAME=DIR")
+        if name in models:
+            raise ConfigurationError(f"--model {name}: the name is given twice")
+        models[name] = Path(directory)
+    return models
+
+
 def _run_benchmark(args: argparse.Namespace) -> int:
     from ..evaluation.baselines import CNNBaseline, KmerLogisticRegression
-    from ..evaluation.benchmark import BenchmarkTask, ModelBenchmark, TorchSequenceClassifier
+    from ..evaluation.benchmark import BenchmarkTask, ModelBenchmark
+    from ..evaluation.models import load_classifier
     from ..io import atomic_directory
-    from ..model import HyenaGLTForSequenceClassification
 
     _set_threads(args)
-    models = {}
-    for spec in args.model:
-        name, sep, directory = spec.partition("=")
-        if not sep or not name:
-            raise ConfigurationError(f"--model {spec!r}: expected NAME=DIR")
-        model = HyenaGLTForSequenceClassification.from_pretrained(directory)
-        models[name] = TorchSequenceClassifier(model, _tokenizer(Path(directory)),
-                                               batch_size=args.batch_size)
+    specs = _parse_model_specs(args.model)
     baselines = {"kmer": lambda: KmerLogisticRegression(),
                  "cnn": lambda: CNNBaseline(epochs=args.cnn_epochs, seed=args.seed)}
-    for name in filter(None, args.baselines.split(",")):
-        if name == "none":
-            continue
-        if name not in baselines:
-            raise ConfigurationError(f"--baselines: unknown {name!r}; choose from kmer, cnn")
-        models[f"{name}_baseline"] = baselines[name]()
-    tasks = [BenchmarkTask.from_table(path, test_size=args.test_size, random_state=args.seed,
-                                      max_rows=args.max_rows) for path in args.data]
-    benchmark = ModelBenchmark(models, tasks, args.metrics, batch_size=args.batch_size)
+    chosen = [b for b in args.baselines.split(",") if b and b != "none"]
+    unknown = [b for b in chosen if b not in baselines]
+    if unknown:
+        raise ConfigurationError(f"--baselines: unknown {unknown}; choose from kmer, cnn, none")
+    task = BenchmarkTask.from_split(args.train, args.test, name=args.name,
+                                    max_rows=args.max_rows, seed=args.seed)
+    models = {name: load_classifier(directory, task.tokenizer, args.max_length,
+                                    args.batch_size) for name, directory in specs.items()}
+    models.update({f"{name}_baseline": baselines[name]() for name in chosen})
+    if not models:
+        raise ConfigurationError("nothing to benchmark: give --model and/or --baselines")
+    benchmark = ModelBenchmark(models, [task], args.metrics, batch_size=args.batch_size)
     results = benchmark.run()
     with atomic_directory(args.out) as tmp:
         results.to_parquet(tmp / "results.parquet", index=False)
@@ -218,18 +282,22 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "report", help="benchmark results -> one self-contained HTML report",
-        description="Summary table, metric bar charts, ROC/PR curves, confusion matrices, "
-        "training curves, compression Pareto plot and provenance in one HTML file with inline "
-        "CSS and SVG (opens offline in any browser).")
-    parser.add_argument("--results", type=Path, required=True,
-                        help="results.parquet/.csv of hyena-glt benchmark")
-    parser.add_argument("--predictions", type=Path, default=None,
-                        help="predictions.parquet of hyena-glt benchmark")
+        "report", help="result tables -> one self-contained HTML report",
+        description="Summary (best model per task and metric), metric bar charts, ROC/PR "
+        "curves, confusion matrices, training curves, compression Pareto plots and provenance "
+        "in one HTML file with inline CSS and SVG (opens offline in any browser).")
+    parser.add_argument("--results", type=Path, action="append", required=True, metavar="FILE",
+                        help="tidy results table (.parquet/.csv) of hyena-glt benchmark or "
+                        "evaluate; repeatable (concatenated)")
+    parser.add_argument("--predictions", type=Path, action="append", default=[], metavar="FILE",
+                        help="predictions.parquet of hyena-glt benchmark; repeatable")
     parser.add_argument("--training-log", type=Path, action="append", default=[],
-                        help="metrics.jsonl of a training run; repeatable")
-    parser.add_argument("--compression-report", type=Path, action="append", default=[],
-                        help="compression report JSON; repeatable")
+                        metavar="FILE", help="metrics.jsonl of a training run; repeatable")
+    parser.add_argument("--compression-report", action="append", default=[],
+                        metavar="[GROUP=]FILE",
+                        help="compression_report.json of hyena-glt quantize/prune/distill/"
+                        "export; repeatable; GROUP= (e.g. the task) gives one Pareto plot per "
+                        "group")
     parser.add_argument("--config", type=Path, default=None,
                         help="config.json/YAML to print under provenance")
     parser.add_argument("--data-file", type=Path, action="append", default=[],
@@ -237,6 +305,14 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--title", default="Hyena-GLT performance report")
     parser.add_argument("--out", type=Path, required=True, help="HTML file")
     parser.set_defaults(func=_run_report)
+
+
+def _compression_report_arg(value: str) -> Path | tuple[str, Path]:
+    """``GROUP=FILE`` -> ``(GROUP, FILE)``; a plain ``FILE`` (also one holding "=") -> Path."""
+    group, sep, path = value.partition("=")
+    if sep and group and path and not Path(value).exists():
+        return group, Path(path)
+    return Path(value)
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -252,8 +328,10 @@ def _run_report(args: argparse.Namespace) -> int:
         except (OSError, yaml.YAMLError) as err:
             raise DataError(f"cannot read config: {err}", path=str(args.config)) from None
     PerformanceAnalyzer(args.title).generate_report(
-        args.results, args.out, predictions=args.predictions, training_logs=args.training_log,
-        compression_reports=args.compression_report, config=config, data_files=args.data_file)
+        args.results, args.out, predictions=args.predictions or None,
+        training_logs=args.training_log,
+        compression_reports=[_compression_report_arg(v) for v in args.compression_report],
+        config=config, data_files=args.data_file)
     return 0
 
 

@@ -1,14 +1,23 @@
 """Evaluation: metrics, variant-effect scoring, baselines, benchmarks, analyzers and the report."""
 
+from hyena_glt.evaluation.annotation import evaluate_token_classifier
 from hyena_glt.evaluation.attention import AttentionAnalyzer, AttentionMaps
 from hyena_glt.evaluation.baselines import CNNBaseline, GenomicBenchmarksCNN, KmerLogisticRegression
 from hyena_glt.evaluation.benchmark import (
     BenchmarkTask,
     ModelBenchmark,
-    TorchSequenceClassifier,
+    read_labelled_sequences,
     save_results,
+    tidy_metrics,
 )
 from hyena_glt.evaluation.metrics import GenomicMetrics
+from hyena_glt.evaluation.models import (
+    OnnxSequenceClassifier,
+    TorchSequenceClassifier,
+    load_classifier,
+    load_model,
+)
+from hyena_glt.evaluation.regression import evaluate_regressor
 from hyena_glt.evaluation.report import PerformanceAnalyzer
 from hyena_glt.evaluation.variant_effect import (
     delta_log_likelihood,
@@ -22,7 +31,12 @@ __all__ = [
     "ModelBenchmark",
     "BenchmarkTask",
     "TorchSequenceClassifier",
+    "OnnxSequenceClassifier",
+    "load_model",
+    "load_classifier",
+    "read_labelled_sequences",
     "save_results",
+    "tidy_metrics",
     "KmerLogisticRegression",
     "GenomicBenchmarksCNN",
     "CNNBaseline",
@@ -33,4 +47,6 @@ __all__ = [
     "delta_log_likelihood",
     "position_group_folds",
     "evaluate_variant_scores",
+    "evaluate_token_classifier",
+    "evaluate_regressor",
 ]

@@ -1,11 +1,19 @@
 """ModelBenchmark: models x datasets x metrics as one tidy table, with baselines for context.
 
-Every model is driven through the same ``predict_proba(sequences) -> (N, C)`` call — a
-fine-tuned torch classifier through :class:`TorchSequenceClassifier` (tokenization included), a
-baseline (:mod:`hyena_glt.evaluation.baselines`) after ``fit`` on the task's train split — so
-parameters, size (bytes of the parameters written as safetensors), latency (median seconds of
-one ``batch_size`` call after a warm-up) and throughput (test sequences per second over the
-whole test set) are measured the same way for every model.
+Every model is driven through the same ``predict_proba(sequences) -> (N, C)`` call — a torch
+classifier through :class:`TorchSequenceClassifier`, an ONNX export through
+:class:`OnnxSequenceClassifier` (tokenization included, :mod:`hyena_glt.evaluation.models`), a
+baseline (:mod:`hyena_glt.evaluation.baselines`) after ``fit`` on the task's train part — so
+parameters (values stored), size (bytes of the stored tensors written as safetensors), latency
+(median ms of one ``batch_size`` call after a warm-up) and throughput (test sequences per second
+over the whole test part) are measured the same way for every model.
+
+A :class:`BenchmarkTask` is read once and shared by every model: from pre-split data
+(:meth:`BenchmarkTask.from_split`: the train/test parts a fine-tuned model was trained and
+validated on, so baselines see the same training rows and nothing leaks into the test part),
+from a test-only dataset (:meth:`BenchmarkTask.from_dataset`, for models that need no fitting),
+or by splitting one table (:meth:`BenchmarkTask.from_table`). Every source is read through
+:class:`GenomicDataset`, so labels get the class ids fine-tuning used.
 
 The result is a long table, one row per model x dataset x metric:
 ``model, dataset, metric, value, n_parameters, size_bytes, latency_ms, throughput_seq_per_s``.
@@ -17,53 +25,139 @@ import logging
 import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import safetensors.numpy
 import torch
 from sklearn.model_selection import train_test_split
 
+from hyena_glt.data.datasets import GenomicDataset
 from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
 from hyena_glt.errors import ConfigurationError, DataError
 from hyena_glt.evaluation.metrics import GenomicMetrics
+from hyena_glt.evaluation.models import (
+    TorchSequenceClassifier,
+    count_stored_values,
+    stored_size_bytes,
+)
 from hyena_glt.io import atomic_file
 
-__all__ = ["BenchmarkTask", "TorchSequenceClassifier", "ModelBenchmark", "METRIC_ALIASES",
-           "read_sequence_table", "save_results"]
+__all__ = ["BenchmarkTask", "ModelBenchmark", "METRIC_ALIASES", "LabelledSequences",
+           "read_labelled_sequences", "complete_label_names", "save_results", "tidy_metrics",
+           "RESULT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
 #: Short metric names accepted in ``metrics=`` -> the GenomicMetrics key.
 METRIC_ALIASES = {"f1": "f1_macro", "auc": "auroc", "precision": "precision_macro",
                   "recall": "recall_macro"}
+#: Columns of :meth:`ModelBenchmark.run` (``hyena-glt evaluate`` writes the first four).
+RESULT_COLUMNS = ["model", "dataset", "metric", "value", "n_parameters", "size_bytes",
+                  "latency_ms", "throughput_seq_per_s"]
 
 
-def read_sequence_table(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(sequences, label ids, label names)`` of a table with ``sequence`` and ``label``.
+@dataclass
+class LabelledSequences:
+    """Sequences (as text) with class ids, the class names and the tokenizer they were read with.
+    """
 
-    Label names are the sorted distinct label values; ids index them.
+    sequences: list[str]
+    labels: np.ndarray
+    label_names: list[str]
+    tokenizer: CharTokenizer
+
+
+def _decode_rows(values: np.ndarray, offsets: np.ndarray, tokenizer: CharTokenizer,
+                 max_length: int | None, source: str) -> list[str]:
+    """Flat token ids + row offsets -> one string per row (first ``max_length`` residues)."""
+    lookup = np.zeros(256, dtype=np.uint8)
+    for token_id, token in enumerate(tokenizer.id_to_token[:256]):
+        if len(token) == 1:
+            lookup[token_id] = ord(token)
+    text = lookup[values]
+    if (text == 0).any():
+        bad = int(values[np.flatnonzero(text == 0)[0]])
+        raise DataError(f"token id {bad} is not a residue of the {tokenizer.type_name} "
+                        "alphabet", path=source)
+    whole = text.tobytes().decode("ascii")
+    ends = offsets[1:] if max_length is None else np.minimum(offsets[1:],
+                                                             offsets[:-1] + max_length)
+    return [whole[start:end] for start, end in zip(offsets[:-1].tolist(), ends.tolist(),
+                                                   strict=True)]
+
+
+def read_labelled_sequences(data: str | Path | GenomicDataset) -> LabelledSequences:
+    """A classification data set as text: a "table" shard directory, a CSV/TSV/Parquet with
+    ``sequence`` and ``label``, or a :class:`GenomicDataset` (truncated to its ``max_length``).
 
     Raises:
-        DataError: unreadable file, missing column, or fewer than two label values.
+        DataError: unreadable data, no labels, or regression labels.
     """
-    from hyena_glt.ingest.tables import read_labelled_table
+    if isinstance(data, GenomicDataset):
+        dataset, source, max_length = data, "dataset", data.max_length
+    else:
+        source = str(data)
+        dataset = GenomicDataset(data_path=data, max_length=None, padding=None)
+        max_length = None
+    if dataset.labels is None or dataset.label2id is None:
+        raise DataError("a benchmark needs class labels (this data has "
+                        f"{'none' if dataset.labels is None else 'regression values'})",
+                        path=source)
+    names = [name for name, _ in sorted(dataset.label2id.items(), key=lambda item: item[1])]
+    labels = np.asarray(dataset.labels, dtype=np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise DataError(f"class ids {labels.min()}..{labels.max()} outside the {len(names)} "
+                        f"class names {names}", path=source)
+    sequences = _decode_rows(dataset.values, dataset.offsets, dataset.tokenizer, max_length,
+                             source)
+    return LabelledSequences(sequences, labels, names, dataset.tokenizer)
 
-    frame, _ = read_labelled_table(Path(path), ["sequence", "label"])
-    raw = frame["label"].to_numpy(dtype=object)
-    names = sorted({str(v) for v in raw})
-    if len(names) < 2:
-        raise DataError("a classification table needs at least two label values", path=str(path))
-    labels = np.array([names.index(str(v)) for v in raw], dtype=np.int64)
-    return frame["sequence"].to_numpy(dtype=object), labels, names
+
+def complete_label_names(names: list[str] | None, num_classes: int) -> list[str] | None:
+    """``names`` extended by class ids for the model's classes that the data lacks (numeric
+    labels are named by their id, so e.g. a test part holding only class "0" of two)."""
+    if names is None or len(names) >= num_classes:
+        return names
+    return names + [str(k) for k in range(len(names), num_classes)]
+
+
+def _align_labels(test: LabelledSequences, names: list[str], source: str) -> np.ndarray:
+    """Test class ids re-expressed in the training part's class names."""
+    if test.label_names == names:
+        return test.labels
+    unknown = sorted(set(test.label_names) - set(names))
+    if unknown:
+        raise DataError(f"test labels {unknown} do not occur in the training part "
+                        f"(classes {names})", path=source)
+    remap = np.array([names.index(name) for name in test.label_names], dtype=np.int64)
+    return remap[test.labels]
+
+
+def _subsample(part: LabelledSequences, max_rows: int | None, seed: int) -> LabelledSequences:
+    """A stratified subsample of at most ``max_rows`` rows (quick runs and tests)."""
+    if max_rows is None or max_rows >= len(part.labels):
+        return part
+    keep, _ = train_test_split(np.arange(len(part.labels)), train_size=max_rows,
+                               stratify=part.labels, random_state=seed)
+    keep = np.sort(keep)
+    return LabelledSequences([part.sequences[i] for i in keep], part.labels[keep],
+                             part.label_names, part.tokenizer)
+
+
+def _task_name(data: str | Path) -> str:
+    path = Path(data)
+    return f"{path.parent.name}/{path.name.split('.')[0]}"
 
 
 @dataclass
 class BenchmarkTask:
-    """A classification data set split once into train and test, shared by every model."""
+    """A classification data set in a train and a test part, shared by every model.
+
+    ``train_sequences`` is empty for a test-only task (models that need ``fit`` refuse it).
+    """
 
     name: str
     train_sequences: list[str]
@@ -72,50 +166,50 @@ class BenchmarkTask:
     test_labels: np.ndarray
     label_names: list[str] | None = None
     source: str | None = None
+    tokenizer: CharTokenizer | None = None
+
+    @classmethod
+    def from_split(cls, train: str | Path | GenomicDataset, test: str | Path | GenomicDataset,
+                   name: str | None = None, max_rows: int | None = None, seed: int = 0
+                   ) -> BenchmarkTask:
+        """Pre-split data: each part a "table" shard directory (``hyena-glt ingest table
+        --split`` writes ``train/`` and ``test/``), a CSV/TSV/Parquet with ``sequence`` and
+        ``label``, or a :class:`GenomicDataset`.
+
+        ``max_rows`` keeps a stratified subsample of each part (quick runs and tests).
+
+        Raises:
+            DataError: unreadable data, or test classes that the training part lacks.
+        """
+        train_part = _subsample(read_labelled_sequences(train), max_rows, seed)
+        test_part = _subsample(read_labelled_sequences(test), max_rows, seed)
+        test_labels = _align_labels(test_part, train_part.label_names, str(test))
+        default = _task_name(test) if not isinstance(test, GenomicDataset) else "dataset"
+        return cls(name or default, train_part.sequences, train_part.labels,
+                   test_part.sequences, test_labels, train_part.label_names,
+                   f"train={train} test={test}", train_part.tokenizer)
+
+    @classmethod
+    def from_dataset(cls, test: str | Path | GenomicDataset, name: str | None = None
+                     ) -> BenchmarkTask:
+        """A test-only task (as in API.md: ``ModelBenchmark(models, [test_dataset], ...)``)."""
+        part = read_labelled_sequences(test)
+        default = _task_name(test) if not isinstance(test, GenomicDataset) else "dataset"
+        return cls(name or default, [], np.zeros(0, dtype=np.int64), part.sequences,
+                   part.labels, part.label_names, str(test), part.tokenizer)
 
     @classmethod
     def from_table(cls, path: str | Path, name: str | None = None, test_size: float = 0.3,
                    random_state: int = 0, max_rows: int | None = None) -> BenchmarkTask:
-        """Stratified split of a CSV/TSV/Parquet table with ``sequence`` and ``label`` columns.
-
-        ``max_rows`` keeps a stratified subsample first (for quick runs and tests).
-        """
-        sequences, labels, names = read_sequence_table(path)
-        if max_rows is not None and max_rows < len(labels):
-            sequences, _, labels, _ = train_test_split(
-                sequences, labels, train_size=max_rows, stratify=labels,
-                random_state=random_state)
+        """Stratified split of one labelled table or shard directory (``max_rows``: a
+        stratified subsample first). For data a fine-tuned model was trained on use
+        :meth:`from_split` with the same parts instead."""
+        part = _subsample(read_labelled_sequences(path), max_rows, random_state)
         train_x, test_x, train_y, test_y = train_test_split(
-            sequences, labels, test_size=test_size, stratify=labels, random_state=random_state)
-        stem = Path(path).name.split(".")[0]
-        return cls(name or f"{Path(path).parent.name}/{stem}", list(train_x), train_y,
-                   list(test_x), test_y, names, str(path))
-
-
-@dataclass
-class TorchSequenceClassifier:
-    """``predict_proba`` over a torch classifier whose output has ``.logits (B, C)``."""
-
-    model: torch.nn.Module
-    tokenizer: CharTokenizer = field(default_factory=DNATokenizer)
-    max_length: int | None = None
-    batch_size: int = 64
-
-    @torch.no_grad()
-    def predict_proba(self, sequences: Sequence[str]) -> np.ndarray:
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        probs = []
-        for start in range(0, len(sequences), self.batch_size):
-            batch = self.tokenizer.batch_encode(list(sequences[start:start + self.batch_size]),
-                                                max_length=self.max_length)
-            out = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            logits = out.logits if hasattr(out, "logits") else out
-            probs.append(logits.float().softmax(-1).cpu().numpy())
-        return np.concatenate(probs)
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+            part.sequences, part.labels, test_size=test_size, stratify=part.labels,
+            random_state=random_state)
+        return cls(name or _task_name(path), list(train_x), train_y, list(test_x), test_y,
+                   part.label_names, str(path), part.tokenizer)
 
 
 def _measure(model: Any, sequences: list[str], batch_size: int, repeats: int
@@ -134,14 +228,46 @@ def _measure(model: Any, sequences: list[str], batch_size: int, repeats: int
     return probs, 1000 * statistics.median(times), len(sequences) / max(elapsed, 1e-9)
 
 
+def _as_task(data: Any) -> BenchmarkTask:
+    if isinstance(data, BenchmarkTask):
+        return data
+    if isinstance(data, GenomicDataset):
+        return BenchmarkTask.from_dataset(data)
+    if isinstance(data, tuple) and len(data) == 2:
+        return BenchmarkTask.from_split(*data)
+    if isinstance(data, (str, Path)):
+        return BenchmarkTask.from_table(data)
+    raise ConfigurationError(f"cannot benchmark on a {type(data).__name__}: pass a "
+                             "BenchmarkTask, a GenomicDataset, a (train, test) pair or a table "
+                             "path")
+
+
+def _named(models: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
+    """``{name: model}``; a list is named by ``name`` attributes or class names, made unique."""
+    if isinstance(models, Mapping):
+        return dict(models)
+    named: dict[str, Any] = {}
+    for model in models:
+        base = getattr(model, "name", None) or type(model).__name__
+        name, copy = base, 1
+        while name in named:
+            name, copy = f"{base}_{copy}", copy + 1
+        named[name] = model
+    return named
+
+
 class ModelBenchmark:
     """Run every model on every task and tabulate the metrics.
 
     Args:
-        models: ``{name: model}`` or a list (named by their ``name`` attribute or class). A
-            model with ``fit`` is trained on each task's train split first (baselines); a torch
-            module is wrapped in :class:`TorchSequenceClassifier`.
-        datasets: :class:`BenchmarkTask` objects (or paths of sequence/label tables).
+        models: ``{name: model}`` or a list (named by their ``name`` attribute or class, made
+            unique). Each has ``predict_proba(sequences) -> (N, C)`` and ``parameters()``; a model
+            with ``fit`` is trained on each task's train part first (baselines); a torch module
+            is wrapped in :class:`TorchSequenceClassifier` with the first task's tokenizer.
+        datasets: :class:`BenchmarkTask` objects, :class:`GenomicDataset` objects (test-only
+            tasks, as in API.md), ``(train, test)`` pairs of paths or datasets
+            (:meth:`BenchmarkTask.from_split`), or table paths (split by
+            :meth:`BenchmarkTask.from_table`).
         metrics: GenomicMetrics classification keys or aliases (``f1``, ``auc``, ...).
         batch_size: sequences per call for the latency measurement.
         latency_repeats: timed calls after the warm-up (the median is reported).
@@ -150,18 +276,17 @@ class ModelBenchmark:
     """
 
     def __init__(self, models: Mapping[str, Any] | Sequence[Any],
-                 datasets: Sequence[BenchmarkTask | str | Path],
+                 datasets: Sequence[BenchmarkTask | GenomicDataset | tuple | str | Path],
                  metrics: Sequence[str] = ("accuracy", "f1", "auc"), batch_size: int = 32,
                  latency_repeats: int = 5) -> None:
-        if not isinstance(models, Mapping):
-            models = {getattr(m, "name", None) or f"{type(m).__name__}_{i}": m
-                      for i, m in enumerate(models)}
+        models = _named(models)
         if not models or not datasets:
             raise ConfigurationError("ModelBenchmark needs at least one model and one dataset")
-        self.models = {name: (TorchSequenceClassifier(m) if isinstance(m, torch.nn.Module)
-                              else m) for name, m in models.items()}
-        self.tasks = [d if isinstance(d, BenchmarkTask) else BenchmarkTask.from_table(d)
-                      for d in datasets]
+        self.tasks = [_as_task(d) for d in datasets]
+        tokenizer = self.tasks[0].tokenizer or DNATokenizer()
+        self.models = {name: (TorchSequenceClassifier(m, tokenizer)
+                              if isinstance(m, torch.nn.Module) else m)
+                       for name, m in models.items()}
         self.metrics = [METRIC_ALIASES.get(m, m) for m in metrics]
         self.batch_size, self.latency_repeats = batch_size, latency_repeats
         self.predictions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -173,6 +298,10 @@ class ModelBenchmark:
         for task in self.tasks:
             for name, model in self.models.items():
                 if hasattr(model, "fit"):
+                    if not task.train_sequences:
+                        raise ConfigurationError(
+                            f"{name} must be fitted but task {task.name!r} has no training "
+                            "part; use BenchmarkTask.from_split(train, test)")
                     logger.info("fitting %s on %s (%d sequences)", name, task.name,
                                 len(task.train_sequences))
                     model.fit(task.train_sequences, task.train_labels)
@@ -180,25 +309,21 @@ class ModelBenchmark:
                                                          self.batch_size, self.latency_repeats)
                 self.predictions[(name, task.name)] = (probs, task.test_labels)
                 values = scorer.compute_all(probs, task.test_labels, "sequence_classification",
-                                            label_names=task.label_names)
-                parameters = model.parameters()
-                size = len(safetensors.numpy.save(
-                    {k: np.ascontiguousarray(v) for k, v in parameters.items()}))
+                                            label_names=complete_label_names(
+                                                task.label_names, probs.shape[1]))
                 unknown = [m for m in self.metrics if m not in values]
                 if unknown:
                     raise ConfigurationError(f"unknown metric(s) {unknown}; available: "
                                              f"{sorted(k for k in values if '/' not in k)}")
-                for metric in self.metrics:
-                    rows.append({
-                        "model": name, "dataset": task.name, "metric": metric,
-                        "value": float(values[metric]),
-                        "n_parameters": int(sum(np.size(v) for v in parameters.values())),
-                        "size_bytes": size, "latency_ms": latency_ms,
-                        "throughput_seq_per_s": throughput,
-                    })
+                parameters = model.parameters()
+                costs = {"n_parameters": count_stored_values(parameters),
+                         "size_bytes": stored_size_bytes(parameters), "latency_ms": latency_ms,
+                         "throughput_seq_per_s": throughput}
+                rows += [{"model": name, "dataset": task.name, "metric": metric,
+                          "value": float(values[metric]), **costs} for metric in self.metrics]
                 logger.info("%s on %s: %s", name, task.name,
                             {m: round(values[m], 4) for m in self.metrics})
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def predictions_table(self) -> pd.DataFrame:
         """Long table of test predictions: ``model, dataset, target, prob_0..prob_{C-1}``."""
@@ -212,12 +337,23 @@ class ModelBenchmark:
         return pd.concat(frames, ignore_index=True)
 
 
+def tidy_metrics(metrics: Mapping[str, Any], model: str, dataset: str) -> pd.DataFrame:
+    """A metrics dict as result rows ``model, dataset, metric, value`` (numeric scalars only;
+    lists such as the confusion matrix are left out)."""
+    rows = [{"model": model, "dataset": dataset, "metric": key, "value": float(value)}
+            for key, value in metrics.items()
+            if isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool)]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS[:4])
+
+
 def save_results(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write a results table atomically as Parquet (``.parquet``) or CSV (anything else)."""
+    """Write a table atomically: Parquet (``.parquet``), TSV (``.tsv``) or CSV (anything else).
+    """
     path = Path(path)
     with atomic_file(path) as tmp:
         if path.suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
-            table.to_csv(tmp, index=False)
+            table.to_csv(tmp, sep="\t" if path.suffix == ".tsv" else ",", index=False)
     return path

@@ -1,14 +1,22 @@
 """PerformanceAnalyzer: one self-contained HTML report of a benchmark (inline CSS + SVG, no URLs).
 
-Sections (each only when its input is given): summary table (model x metric per dataset, best
-model per metric highlighted), per-metric bar charts, ROC and PR curves and the confusion matrix
+Sections (each only when its input is given): summary (the best model per dataset and metric,
+then model x metric per dataset with the best highlighted),  per-metric bar charts, ROC and PR curves and the confusion matrix
 from test predictions (:meth:`ModelBenchmark.predictions_table`), training curves from
 ``metrics.jsonl``, a compression Pareto plot (accuracy vs latency, marker area = size) from
 compression reports, and provenance (package version, date, config, SHA-256 of data files).
 
-A compression report is JSON: either ``hyena-glt compress``'s ``compression_report.json``
-(:class:`hyena_glt.optimization.CompressionReport`, one model before and after), or a list (or
-``{"variants": [...]}``) of objects with ``name``, ``accuracy``, ``latency_ms`` and ``size_bytes``.
+Results may be several tidy tables (benchmark results, ``hyena-glt evaluate`` tables of other
+tasks): they are concatenated; a (model, dataset, metric) given twice is an error.
+
+A compression report is JSON: either the ``compression_report.json`` of ``hyena-glt quantize |
+prune | distill | export`` (:class:`hyena_glt.optimization.CompressionReport`, one model before
+and after: the "after" point is named by the method, the "before" points of all reports of a
+group become one "original" point with their median values), or a list (or
+``{"variants": [...]}``) of objects with ``name``, ``accuracy``, ``latency_ms`` and
+``size_bytes``. Reports are grouped (one Pareto plot per group, e.g. per task) by the label of
+``(label, path)`` pairs; plain paths form one group. The Pareto front is the set of points no
+other point beats or ties in accuracy, latency and size at once.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from hyena_glt.errors import DataError
 from hyena_glt.evaluation import plots
 from hyena_glt.io import atomic_file, sha256sum
 
-__all__ = ["PerformanceAnalyzer", "load_table"]
+__all__ = ["PerformanceAnalyzer", "load_table", "load_tables"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,20 +61,51 @@ font-size:.8em}
 
 
 def _number(value: float) -> str:
-    """Counts with thousands separators, other values to 4 significant digits."""
+    """Counts with thousands separators, other values to 4 significant digits; NaN as "–"."""
+    if pd.isna(value):
+        return "–"
     if abs(value) >= 1000 and float(value).is_integer():
         return f"{value:,.0f}"
     return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def load_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """A DataFrame as is, or read from Parquet (``.parquet``) / CSV."""
+    """A DataFrame as is, or read from Parquet (``.parquet``), TSV (``.tsv``) or CSV."""
     if isinstance(table, pd.DataFrame):
         return table
     path = Path(table)
     if not path.is_file():
         raise DataError("results table not found", path=str(path))
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+
+
+def _is_headline(metric: str) -> bool:
+    """Metrics the summary and charts show: not per-class/per-fold breakdowns (``a/b``) nor
+    counts (``n_*``, ``support``) and settings (``bin_size``)."""
+    return "/" not in metric and not metric.startswith("n_") and metric not in {"bin_size",
+                                                                                 "support"}
+
+
+def load_tables(tables: pd.DataFrame | str | Path | Sequence[pd.DataFrame | str | Path]
+                ) -> pd.DataFrame:
+    """One table or several concatenated (missing columns become NaN)."""
+    if isinstance(tables, (pd.DataFrame, str, Path)):
+        return load_table(tables)
+    frames = [load_table(t) for t in tables]
+    if not frames:
+        raise DataError("no results table given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _check_unique(table: pd.DataFrame) -> None:
+    keys = ["model", "dataset", "metric"]
+    twice = table[table.duplicated(keys, keep=False)]
+    if len(twice):
+        model, dataset, metric = twice.iloc[0][keys]
+        raise DataError(f"model {model!r}, dataset {dataset!r}, metric {metric!r} appears more "
+                        "than once in the results; give the models or datasets distinct labels")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -81,21 +120,25 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _read_compression(path: Path) -> list[dict[str, Any]]:
+def _read_compression(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(variant points, "before" points) of one compression report (module docstring)."""
     try:
         data = json.loads(path.read_text())
+    except OSError as err:
+        raise DataError(f"cannot read compression report: {err.strerror}", path=str(path)) from None
     except json.JSONDecodeError as err:
         raise DataError(f"compression report is not JSON: {err.msg}", path=str(path),
                         line=err.lineno) from None
     if isinstance(data, dict) and {"method", "before", "after"} <= set(data):
         # hyena_glt.optimization.CompressionReport.to_dict(): one model before and after.
-        variants = [{"name": name, "accuracy": m.get("metric"), "latency_ms": m.get("latency_ms"),
-                     "size_bytes": m.get("size_bytes")}
-                    for name, m in (("original", data["before"]), (data["method"], data["after"]))]
-        if any(v["accuracy"] is None or v["latency_ms"] is None for v in variants):
+        before, after = ({"name": name, "accuracy": m.get("metric"),
+                          "latency_ms": m.get("latency_ms"), "size_bytes": m.get("size_bytes")}
+                         for name, m in (("original", data["before"]),
+                                         (data["method"], data["after"])))
+        if any(v["accuracy"] is None or v["latency_ms"] is None for v in (before, after)):
             raise DataError("compression report has no metric/latency (measured without a "
                             "validation loader)", path=str(path))
-        return variants
+        return [after], [before]
     variants = data.get("variants", []) if isinstance(data, dict) else data
     needed = ("name", "accuracy", "latency_ms", "size_bytes")
     for i, variant in enumerate(variants):
@@ -103,7 +146,30 @@ def _read_compression(path: Path) -> list[dict[str, Any]]:
         if missing:
             raise DataError(f"compression variant lacks {missing}", path=str(path),
                             record=str(i))
-    return list(variants)
+    return list(variants), []
+
+
+def _compression_groups(reports: Sequence[str | Path | tuple[str, str | Path]]
+                        ) -> dict[str, list[tuple[str, float, float, float]]]:
+    """``{group: [(name, latency_ms, accuracy, size_bytes), ...]}``; the "before" points of a
+    group's reports merged into one "original" point (median of each value)."""
+    variants: dict[str, list[dict[str, Any]]] = {}
+    originals: dict[str, list[dict[str, Any]]] = {}
+    for report in reports:
+        group, path = report if isinstance(report, tuple) else ("", report)
+        after, before = _read_compression(Path(path))
+        variants.setdefault(str(group), []).extend(after)
+        originals.setdefault(str(group), []).extend(before)
+    groups = {}
+    for group, points in variants.items():
+        if originals[group]:
+            points = [{"name": "original", **{k: float(np.median([float(o[k]) for o in
+                                                                  originals[group]]))
+                                              for k in ("accuracy", "latency_ms",
+                                                        "size_bytes")}}] + points
+        groups[group] = [(str(v["name"]), float(v["latency_ms"]), float(v["accuracy"]),
+                          float(v["size_bytes"])) for v in points]
+    return groups
 
 
 class PerformanceAnalyzer:
@@ -112,36 +178,40 @@ class PerformanceAnalyzer:
     def __init__(self, title: str = "Hyena-GLT performance report") -> None:
         self.title = title
 
-    def generate_report(self, results: pd.DataFrame | str | Path,
+    def generate_report(self, results: Any,
                         save_path: str | Path = "performance_report.html",
-                        predictions: pd.DataFrame | str | Path | None = None,
+                        predictions: Any = None,
                         training_logs: Sequence[str | Path] = (),
-                        compression_reports: Sequence[str | Path] = (),
+                        compression_reports: Sequence[str | Path | tuple[str, str | Path]] = (),
                         config: Mapping[str, Any] | None = None,
                         data_files: Sequence[str | Path] = ()) -> Path:
         """Write the report atomically to ``save_path`` and return its path.
 
         Args:
-            results: the :meth:`ModelBenchmark.run` table (``model, dataset, metric, value``
-                and the cost columns), or its Parquet/CSV file.
-            predictions: :meth:`ModelBenchmark.predictions_table` (or its file) for ROC/PR
-                curves and confusion matrices.
+            results: a tidy results table (``model, dataset, metric, value`` and optionally
+                the cost columns of :meth:`ModelBenchmark.run`), its Parquet/CSV file, or a
+                list of them (concatenated).
+            predictions: :meth:`ModelBenchmark.predictions_table` (or its file, or a list of
+                them) for ROC/PR curves and confusion matrices.
             training_logs: ``metrics.jsonl`` files of training runs (curves over ``step``).
-            compression_reports: JSON files of compressed variants (module docstring).
+            compression_reports: JSON files of compressed variants, or ``(group, path)`` pairs
+                for one Pareto plot per group (module docstring).
             config: settings to print under provenance (e.g. the model config).
             data_files: input files whose SHA-256 goes under provenance.
 
         Raises:
             DataError: a missing column or unreadable input, naming the file.
         """
-        table = load_table(results)
+        table = load_tables(results)
         missing = {"model", "dataset", "metric", "value"} - set(table.columns)
         if missing:
             raise DataError(f"results table lacks column(s) {sorted(missing)}; it has "
                             f"{list(table.columns)}")
+        _check_unique(table)
         sections = [self._summary(table), self._bar_charts(table)]
-        if predictions is not None:
-            sections.append(self._curves(load_table(predictions)))
+        if predictions is not None and not (isinstance(predictions, (list, tuple))
+                                            and not predictions):
+            sections.append(self._curves(load_tables(predictions)))
         if training_logs:
             sections.append(self._training(training_logs))
         if compression_reports:
@@ -161,15 +231,31 @@ class PerformanceAnalyzer:
 
     @staticmethod
     def _summary(table: pd.DataFrame) -> str:
+        table = table[table["metric"].map(_is_headline)]
         parts = ['<section id="summary"><h2>Summary</h2><p class="muted">Best model per '
-                 'dataset and metric highlighted.</p>']
+                 'dataset (task) and metric; below, every model with the best highlighted. '
+                 'Per-class and per-fold values are in the result tables.</p>',
+                 "<table class='best-per-task'><tr><th>dataset</th><th>metric</th>"
+                 "<th>best model</th><th>value</th></tr>"]
+        for (dataset, metric), rows in table.groupby(["dataset", "metric"], sort=False):
+            rows = rows[rows["value"].notna()]
+            if len(rows):
+                best = rows.loc[rows["value"].idxmin() if metric in LOWER_IS_BETTER
+                                else rows["value"].idxmax()]
+                parts.append(f"<tr><td>{html.escape(str(dataset))}</td><td>"
+                             f"{html.escape(str(metric))}</td><td class=best>"
+                             f"{html.escape(str(best['model']))}</td><td>"
+                             f"{_number(best['value'])}</td></tr>")
+        parts.append("</table>")
         costs = [c for c in ("n_parameters", "size_bytes", "latency_ms", "throughput_seq_per_s")
                  if c in table.columns]
         for dataset, rows in table.groupby("dataset", sort=False):
             wide = rows.pivot_table(index="model", columns="metric", values="value",
-                                    sort=False)
+                                    sort=False, dropna=False)
             for cost in costs:
-                wide[cost] = rows.groupby("model", sort=False)[cost].first()
+                values = rows.groupby("model", sort=False)[cost].first()
+                if values.notna().any():
+                    wide[cost] = values
             best = {m: (wide[m].idxmin() if m in LOWER_IS_BETTER else wide[m].idxmax())
                     for m in wide.columns if wide[m].notna().any()}
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in wide.columns)
@@ -186,6 +272,7 @@ class PerformanceAnalyzer:
     @staticmethod
     def _bar_charts(table: pd.DataFrame) -> str:
         charts = []
+        table = table[table["metric"].map(_is_headline) & table["value"].notna()]
         for (dataset, metric), rows in table.groupby(["dataset", "metric"], sort=False):
             values = dict(zip(rows["model"].astype(str), rows["value"].astype(float),
                               strict=True))
@@ -193,9 +280,11 @@ class PerformanceAnalyzer:
             charts.append(plots.bar_chart(values, f"{metric} · {dataset}", metric, best))
         if "latency_ms" in table.columns:
             for dataset, rows in table.groupby("dataset", sort=False):
-                first = rows.groupby("model", sort=False)["latency_ms"].first()
-                charts.append(plots.bar_chart(dict(zip(first.index.astype(str), first, strict=True)),
-                                              f"latency per batch (ms) · {dataset}", "ms"))
+                first = rows.groupby("model", sort=False)["latency_ms"].first().dropna()
+                if len(first):
+                    charts.append(plots.bar_chart(
+                        dict(zip(first.index.astype(str), first, strict=True)),
+                        f"latency per batch (ms) · {dataset}", "ms"))
         return ('<section id="metrics"><h2>Metrics</h2><div class="charts">'
                 + "".join(charts) + "</div></section>")
 
@@ -245,21 +334,21 @@ class PerformanceAnalyzer:
                 + "".join(charts) + "</div></section>")
 
     @staticmethod
-    def _pareto(paths: Sequence[str | Path]) -> str:
-        variants = [v for p in paths for v in _read_compression(Path(p))]
-        points = [(str(v["name"]), float(v["latency_ms"]), float(v["accuracy"]),
-                   float(v["size_bytes"])) for v in variants]
-        front = [p for p in points if not any(q[1] <= p[1] and q[2] >= p[2] and q != p
-                                              for q in points)]
-        rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_number(a)}</td>"
-                       f"<td>{_number(lat)}</td><td>{_number(s)}</td>"
-                       f"<td>{'yes' if (n, lat, a, s) in front else ''}</td></tr>"
-                       for n, lat, a, s in points)
-        return ('<section id="compression"><h2>Compression: accuracy vs latency vs size</h2>'
-                + plots.scatter_chart(points, "accuracy vs latency (marker area = size)",
-                                      "latency (ms)", "accuracy")
-                + "<table><tr><th>variant</th><th>accuracy</th><th>latency_ms</th>"
-                  "<th>size_bytes</th><th>Pareto front</th></tr>" + rows + "</table></section>")
+    def _pareto(reports: Sequence[str | Path | tuple[str, str | Path]]) -> str:
+        parts = ['<section id="compression"><h2>Compression: accuracy vs latency vs size</h2>']
+        for group, points in _compression_groups(reports).items():
+            front = [p for p in points if not any(
+                q != p and q[1] <= p[1] and q[2] >= p[2] and q[3] <= p[3] for q in points)]
+            rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_number(a)}</td>"
+                           f"<td>{_number(lat)}</td><td>{_number(s)}</td>"
+                           f"<td>{'yes' if (n, lat, a, s) in front else ''}</td></tr>"
+                           for n, lat, a, s in points)
+            title = "accuracy vs latency (marker area = size)" + (f" · {group}" if group else "")
+            parts.append((f"<h3>{html.escape(group)}</h3>" if group else "")
+                         + plots.scatter_chart(points, title, "latency (ms)", "accuracy")
+                         + "<table><tr><th>variant</th><th>accuracy</th><th>latency_ms</th>"
+                           "<th>size_bytes</th><th>Pareto front</th></tr>" + rows + "</table>")
+        return "".join(parts) + "</section>"
 
     @staticmethod
     def _provenance(config: Mapping[str, Any] | None, data_files: Sequence[str | Path]) -> str:
