@@ -11,7 +11,12 @@ import torch
 from hyena_glt.cli import main
 from hyena_glt.config import HyenaGLTConfig
 from hyena_glt.model import HyenaGLTForSequenceClassification
-from hyena_glt.optimization import load_compressed, measured_sparsity
+from hyena_glt.optimization import (
+    ExportedProgramModel,
+    WeightOnlyInt8Linear,
+    load_compressed,
+    measured_sparsity,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +81,27 @@ def test_invalid_sparsity_is_a_one_line_user_error(workdir, capsys):
     assert status == 2
     assert "PruningConfig.sparsity=1.5 is invalid" in capsys.readouterr().err
     assert not (workdir / "bad").exists()
+
+
+def test_quantize_weight_only_and_prune_with_distillation_options(workdir):
+    out = workdir / "w"
+    assert main(["quantize", str(workdir / "model"), "--val", str(workdir / "val.csv"),
+                 "--out", str(out), "--type", "weight_only"]) == 0
+    assert isinstance(load_compressed(out).head.out_proj, WeightOnlyInt8Linear)
+    assert read_report(out)["settings"]["quantization_type"] == "weight_only"
+    out = workdir / "pd"
+    assert main(["prune", str(workdir / "model"), "--val", str(workdir / "val.csv"),
+                 "--out", str(out), "--train", str(workdir / "val.csv"),
+                 "--fine-tune-steps", "1", "--distillation-alpha", "0.5"]) == 0
+    assert read_report(out)["settings"]["distillation_alpha"] == 0.5
+
+
+def test_export_command_torch_export_format_writes_a_pt2_archive(workdir):
+    out = workdir / "e"
+    assert main(["export", str(workdir / "model"), "--val", str(workdir / "val.csv"),
+                 "--out", str(out), "--format", "torch_export"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compression_report.json", "model.pt2"]
+    report = read_report(out)
+    assert report["method"] == "torch_export"
+    assert report["extra"]["max_abs_diff"] < 1e-4
+    assert ExportedProgramModel(out / "model.pt2").sequence_length == 64

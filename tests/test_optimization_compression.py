@@ -25,6 +25,8 @@ from hyena_glt.optimization import (
     ModelQuantizer,
     PruningConfig,
     QuantizationConfig,
+    WeightOnlyInt8Embedding,
+    WeightOnlyInt8Linear,
     distillation_kl,
     load_compressed,
     measure_model,
@@ -32,6 +34,7 @@ from hyena_glt.optimization import (
     save_compressed,
 )
 from hyena_glt.optimization.pruning import prunable_weights
+from hyena_glt.optimization.weight_only import quantize_rows
 
 LENGTH = 64
 
@@ -120,6 +123,56 @@ def test_quantizing_twice_is_refused(model):
         ModelQuantizer().quantize(quantized)
 
 
+def test_quantize_rows_is_symmetric_per_row_and_within_half_a_step():
+    weight = torch.tensor([[0.4, -1.0, 0.25], [2.0, 0.0, -0.02], [0.0, 0.0, 0.0]])
+    int8, scale = quantize_rows(weight)
+    assert int8.dtype == torch.int8 and scale.shape == (3,)
+    assert int8[0].tolist() == [51, -127, 32]  # 50.8 and 31.75 steps of 1/127
+    assert int8[1].tolist() == [127, 0, -1]
+    assert int8[2].tolist() == [0, 0, 0]  # an all-zero row stays zero (no 0/0)
+    assert ((int8.float() * scale[:, None] - weight).abs() <= scale[:, None] / 2 + 1e-7).all()
+
+
+def test_weight_only_int8_swaps_linears_and_embeddings_keeps_filters_float(
+        model, promoter_loader, tmp_path):
+    quantized = ModelQuantizer(QuantizationConfig("weight_only")).quantize(model)
+    mixer = quantized.backbone.local_encoder[0].mixer
+    assert isinstance(mixer.in_proj, WeightOnlyInt8Linear)
+    assert isinstance(quantized.head.out_proj, WeightOnlyInt8Linear)
+    assert isinstance(quantized.backbone.embeddings.ngram, WeightOnlyInt8Embedding)
+    assert all(type(m) is nn.Linear for m in mixer.filter.mlp if "Linear" in type(m).__name__)
+    assert not any(type(m) is nn.Linear for name, m in quantized.named_modules()
+                   if ".filter." not in name)
+    # the layer computes exactly F.linear with the dequantized weight
+    x = torch.randn(3, 16)
+    expected = x @ (mixer.in_proj.weight_int8.float() * mixer.in_proj.weight_scale[:, None]).T
+    assert torch.allclose(mixer.in_proj(x), expected + mixer.in_proj.bias, atol=1e-6)
+    out = logits(quantized, promoter_loader)
+    assert 0 < (out - logits(model, promoter_loader)).abs().max() < 0.05
+    save_compressed(quantized, tmp_path / "w")
+    with safe_open(tmp_path / "w" / "model.safetensors", "pt") as weights:
+        assert weights.get_tensor("backbone.local_encoder.0.mixer.in_proj.weight_int8"
+                                  ).dtype == torch.int8
+        assert weights.get_tensor("backbone.embeddings.ngram.weight_int8").dtype == torch.int8
+    reloaded = load_compressed(tmp_path / "w")
+    assert torch.equal(logits(reloaded, promoter_loader), out)
+    int8_weights = sum(m.weight_int8.numel() for m in quantized.modules()
+                       if isinstance(m, (WeightOnlyInt8Linear, WeightOnlyInt8Embedding)))
+    saved = measure_model(model).size_bytes - measure_model(quantized).size_bytes
+    assert saved > 2.5 * int8_weights  # 4 -> 1 byte per weight, less one scale per row
+
+
+def test_dynamic_int8_stores_embedding_tables_int8_unless_asked_not_to(model):
+    quantized = ModelQuantizer(QuantizationConfig("dynamic")).quantize(model)
+    assert isinstance(quantized.backbone.embeddings.token, WeightOnlyInt8Embedding)
+    kept = ModelQuantizer(QuantizationConfig("dynamic", quantize_embeddings=False)
+                          ).quantize(model)
+    assert type(kept.backbone.embeddings.ngram) is nn.Embedding
+    # recipes written before the option existed kept the tables float
+    assert not QuantizationConfig.from_recipe({"quantization_type": "dynamic",
+                                               "dtype": "torch.qint8"}).quantize_embeddings
+
+
 # --- pruning ------------------------------------------------------------------------------
 def test_global_magnitude_pruning_reaches_sparsity_permanently(model, tmp_path):
     pruner = ModelPruner(PruningConfig(pruning_type="magnitude", sparsity=0.5))
@@ -158,6 +211,22 @@ def test_iterative_prune_and_fine_tune_keeps_pruned_weights_at_zero(model, promo
     assert not torch.equal(tuned.head.dense.weight, one_shot.head.dense.weight)
     with pytest.raises(OptimizationError, match="needs a train_dataloader"):
         ModelPruner(config).prune(model)
+
+
+def test_prune_and_distil_fine_tunes_toward_the_unpruned_model(model, promoter_loader):
+    torch.manual_seed(0)
+    config = dict(pruning_type="magnitude", sparsity=0.5, fine_tune_steps=3,
+                  learning_rate=1e-2)
+    distilled = ModelPruner(PruningConfig(**config, distillation_alpha=1.0)).prune(
+        model, promoter_loader)
+    torch.manual_seed(0)
+    labels_only = ModelPruner(PruningConfig(**config)).prune(model, promoter_loader)
+    assert measured_sparsity(distilled) == pytest.approx(0.5, abs=1e-3)
+    assert not torch.equal(distilled.head.dense.weight, labels_only.head.dense.weight)
+    # alpha = 1 trains on the KL to the original alone, so the KL falls below one-shot pruning
+    one_shot = ModelPruner(PruningConfig("magnitude", 0.5)).prune(model)
+    assert (distillation_kl(model, distilled, promoter_loader)
+            < distillation_kl(model, one_shot, promoter_loader))
 
 
 # --- distillation -------------------------------------------------------------------------
@@ -215,6 +284,8 @@ def test_quantized_model_is_smaller_on_disk(model):
     (lambda: PruningConfig(pruning_type="random"), "pruning_type", "'random'"),
     (lambda: PruningConfig(scope="model"), "scope", "'model'"),
     (lambda: PruningConfig(iterations=0), "iterations", "0"),
+    (lambda: PruningConfig(distillation_alpha=1.5), "distillation_alpha", "1.5"),
+    (lambda: PruningConfig(distillation_temperature=0), "distillation_temperature", "0"),
     (lambda: QuantizationConfig(quantization_type="static"), "quantization_type", "'static'"),
     (lambda: QuantizationConfig(dtype=torch.quint8), "dtype", "torch.quint8"),
     (lambda: DistillationConfig(temperature=0), "temperature", "0"),
@@ -222,6 +293,7 @@ def test_quantized_model_is_smaller_on_disk(model):
     (lambda: DistillationConfig(distillation_type="attention"), "distillation_type",
      "'attention'"),
     (lambda: DeploymentConfig(export_format="tflite"), "export_format", "'tflite'"),
+    (lambda: DeploymentConfig(export_format="torchscript"), "export_format", "'torchscript'"),
     (lambda: DeploymentConfig(optimization_level="max"), "optimization_level", "'max'"),
 ])
 def test_invalid_settings_raise_optimization_error_naming_field_and_value(build, field, value):

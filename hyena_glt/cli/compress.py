@@ -2,7 +2,7 @@
 
 Each command reads a model directory (``save_pretrained``), writes the compressed model
 directory ``--out`` (atomically; quantized models as int8 safetensors + ``quantization.json``,
-exports as ``model.onnx``) and its measured compression report ``--out/compression_report.json``
+exports as ``model.onnx``, or ``model.pt2`` with ``--format torch_export``) and its measured compression report ``--out/compression_report.json``
 (parameters, non-zero parameters, size on disk, CPU latency/throughput and accuracy before and
 after on ``--val``), for the benchmark report's Pareto plot.
 """
@@ -75,7 +75,8 @@ def _run_prune(args: argparse.Namespace) -> int:
     model = _load(args.model)
     config = PruningConfig(pruning_type=args.type, sparsity=args.sparsity, scope=args.scope,
                            iterations=args.iterations, fine_tune_steps=args.fine_tune_steps,
-                           learning_rate=args.learning_rate)
+                           learning_rate=args.learning_rate,
+                           distillation_alpha=args.distillation_alpha)
     train = _loader(args.train, model, args, shuffle=True) if args.train else None
     pruner = ModelPruner(config)
     pruned = pruner.prune(model, train, validation_dataloader=_loader(args.val, model, args))
@@ -107,26 +108,29 @@ def _run_export(args: argparse.Namespace) -> int:
 
     model = _load(args.model)
     args.max_length = args.max_length or args.length  # validation inputs fit the export
+    name = "model.pt2" if args.format == "torch_export" else "model.onnx"
     with atomic_directory(args.out) as tmp:
         optimizer = ModelOptimizer(DeploymentConfig(
-            export_format="onnx", optimization_level=args.optimization_level,
-            sequence_length=args.length, output_path=str(tmp / "model.onnx")))
+            export_format=args.format, optimization_level=args.optimization_level,
+            sequence_length=args.length, output_path=str(tmp / name)))
         runner = optimizer.optimize(model, validation_dataloader=_loader(args.val, model, args))
-        optimizer.report.extra["onnx_path"] = str(args.out / "model.onnx")
+        optimizer.report.extra["export_path"] = str(args.out / name)
         optimizer.report.save(tmp / REPORT_NAME)
-    logger.info("wrote %s (max |ORT - PyTorch| = %.3g)", args.out, runner.max_abs_diff)
+    logger.info("wrote %s (max |export - PyTorch| = %.3g)", args.out, runner.max_abs_diff)
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``quantize``, ``prune``, ``distill`` and ``export``."""
+    from ..optimization.deployment import EXPORT_FORMATS
     from ..optimization.pruning import PRUNING_TYPES, SCOPES
     from ..optimization.quantization import QUANTIZATION_TYPES
 
     parser = subparsers.add_parser("quantize", help="post-training quantization (int8/fp16)")
     _add_common(parser, "fine-tuned model directory")
     parser.add_argument("--type", choices=QUANTIZATION_TYPES, default="dynamic",
-                        help="dynamic int8 linear layers (default), or a float16/bfloat16 cast")
+                        help="dynamic int8 linear layers (default), weight-only int8 "
+                        "(dequantized per layer), or a float16/bfloat16 cast")
     parser.set_defaults(func=_run_quantize)
 
     parser = subparsers.add_parser("prune", help="magnitude or structured pruning")
@@ -139,6 +143,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training batches after each pruning step (needs --train)")
     parser.add_argument("--learning-rate", type=float, default=1e-4, metavar="LR")
     parser.add_argument("--train", type=Path, default=None, metavar="DATA")
+    parser.add_argument("--distillation-alpha", type=float, default=0.0, metavar="A",
+                        help="fine-tune toward the unpruned model's soft outputs with this "
+                        "weight in [0, 1] (default 0: labels only)")
     parser.set_defaults(func=_run_prune)
 
     parser = subparsers.add_parser("distill", help="distil a model into a smaller student")
@@ -155,8 +162,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3, metavar="LR")
     parser.set_defaults(func=_run_distill)
 
-    parser = subparsers.add_parser("export", help="ONNX export verified in ONNX Runtime")
-    _add_common(parser, "model directory (float weights)")
+    parser = subparsers.add_parser("export", help="ONNX (or torch.export) export, verified "
+                                   "against PyTorch")
+    _add_common(parser, "model directory (float or weight-only int8 weights)")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
+                        help="onnx (default; ONNX Runtime) or torch_export (a .pt2 archive, "
+                        "the fallback for ops without an ONNX form)")
     parser.add_argument("--optimization-level", choices=("none", "basic", "extended", "all"),
                         default="all", help="ONNX Runtime graph optimisation (default all)")
     parser.add_argument("--length", type=int, default=None, metavar="N",

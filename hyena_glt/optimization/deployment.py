@@ -1,61 +1,73 @@
-"""Deployment export: ONNX, verified in ONNX Runtime against PyTorch.
+"""Deployment export: ONNX (verified in ONNX Runtime), or ``torch.export`` as the fallback where
+an op has no ONNX form; each export is run and compared to PyTorch.
 
-How the model is made exportable (``torch.onnx.export(dynamo=True)``, torch 2.13):
+How the model is made exportable (torch 2.13):
 
 * FFT long convolutions export as ONNX ``DFT`` nodes, but ONNX Runtime's DFT fails at run time
-  when the length axis is dynamic. The graph is therefore exported at a **fixed length** ``L``
-  (``DeploymentConfig.sequence_length``, default the config's ``sequence_length``) with a
-  **dynamic batch** axis; :class:`OnnxModel` right-pads shorter inputs to ``L`` with padding
-  masked out (the models mask padding before every convolution and in pooling, so logits are
-  unchanged). ``L`` is recorded in the ONNX metadata (``hyena_glt.sequence_length``).
+  when the length axis is dynamic; the FFT size is also computed in Python from the length, so
+  ``torch.export`` specialises on it. Every format is therefore exported at a **fixed length**
+  ``L`` (``DeploymentConfig.sequence_length``, default the config's ``sequence_length``) with a
+  **dynamic batch** axis; the runners (:mod:`.runners`) right-pad shorter inputs to ``L`` with
+  padding masked out. ``L`` is recorded in the file.
+* The implicit long filters are computed inside the graph from their small MLPs (``Sin``,
+  ``MatMul`` nodes), not stored tap by tap, so the file holds the weights once.
+* The dynamo ONNX exporter attaches debug metadata to every node (stack trace, module path,
+  FX node text: ~1.6 MB for a 1.2 MB model); it is dropped before saving, so the ``.onnx`` file
+  is about the size of the float32 weights.
 * Dynamic merging has a data-dependent number of patches ``K``; while exporting, the model
   takes ``K = L`` (unused patches are masked), which gives identical outputs.
-* ``aten.cummax`` (patch boundaries) has no ONNX form; it is decomposed into a log-depth
-  prefix-maximum scan of ``maximum``/``where`` ops, exact for any input.
-* The model's host-side input check (``int(input_ids.min())``) cannot be traced;
-  :class:`OnnxModel` checks the ids in NumPy instead.
+* ``aten.cummax`` (patch boundaries) has no ONNX form; for ONNX it is decomposed into a
+  log-depth prefix-maximum scan of ``maximum``/``where`` ops, exact for any input.
+* The model's host-side input check (``int(input_ids.min())``) cannot be traced; the runners
+  check the ids in NumPy instead.
 
-Every export is run in ONNX Runtime on the given example inputs and the maximum absolute
-difference to PyTorch is recorded (``OnnxModel.max_abs_diff``); above ``DeploymentConfig.atol``
-the export fails with :class:`OptimizationError`.
+Every export is run on the given example inputs and the maximum absolute difference to PyTorch
+is recorded (``max_abs_diff``); above ``DeploymentConfig.atol`` the export fails with
+:class:`OptimizationError`.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import tempfile
 import warnings
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import OptimizationError
 from .report import CompressionReport, compression_report, measure_model
+from .runners import (
+    ALPHABET_KEY,
+    LENGTH_KEY,
+    METADATA_FILE,
+    OPTIMIZATION_LEVELS,
+    PAD_KEY,
+    DeployedModel,
+    ExportedProgramModel,
+    OnnxModel,
+)
 
-__all__ = ["DeploymentConfig", "ModelOptimizer", "OnnxModel", "EXPORT_FORMATS",
-           "OPTIMIZATION_LEVELS", "prefix_cummax"]
+__all__ = ["DeploymentConfig", "ModelOptimizer", "OnnxModel", "ExportedProgramModel", "DeployedModel", "EXPORT_FORMATS", "OPTIMIZATION_LEVELS",
+           "prefix_cummax", "strip_onnx_debug_metadata"]
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMATS = ("onnx",)
-#: ONNX Runtime graph optimisation levels.
-OPTIMIZATION_LEVELS = {
-    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
-_LENGTH_KEY = "hyena_glt.sequence_length"
-_PAD_KEY = "hyena_glt.pad_token_id"
+#: ``onnx`` (ONNX Runtime) or ``torch_export`` (a ``torch.export`` ``.pt2`` archive, the
+#: fallback for ops without an ONNX form). TorchScript is not offered: ``torch.jit`` is
+#: deprecated in torch 2.13, and tracing turned the sizes the model derives from the batch
+#: into constants (a file traced at batch 2 failed at batch 3).
+EXPORT_FORMATS = ("onnx", "torch_export")
+_SUFFIXES = {"onnx": ".onnx", "torch_export": ".pt2"}
 
 
 @dataclass
@@ -64,11 +76,12 @@ class DeploymentConfig:
 
     Args:
         export_format: one of :data:`EXPORT_FORMATS`.
-        optimization_level: ONNX Runtime graph optimisation, one of :data:`OPTIMIZATION_LEVELS`.
+        optimization_level: ONNX Runtime graph optimisation, one of :data:`OPTIMIZATION_LEVELS`
+            (``onnx`` only).
         sequence_length: the exported (fixed) length; default the model config's.
-        output_path: where to write the ``.onnx`` file (default: a new temporary directory;
-            the path is ``OnnxModel.path``).
-        atol: largest accepted |ONNX Runtime - PyTorch| on the verification inputs.
+        output_path: where to write the file (default: ``model.onnx`` / ``model.pt2`` in a
+            new temporary directory; the path is the runner's ``.path``).
+        atol: largest accepted |export - PyTorch| on the verification inputs.
         opset: ONNX opset version.
     """
 
@@ -137,60 +150,24 @@ class _LogitsOnly(nn.Module):
         return self.model(input_ids, attention_mask).logits
 
 
-class OnnxModel:
-    """An exported model run by ONNX Runtime: ``model(input_ids, attention_mask) -> logits``.
-
-    Inputs shorter than the exported length are right-padded (and masked); longer ones raise.
-
-    Attributes:
-        path: the ``.onnx`` file; sequence_length: the exported length; max_abs_diff: largest
-        |ONNX Runtime - PyTorch| seen at verification.
-    """
-
-    def __init__(self, path: str | Path, optimization_level: str = "all",
-                 alphabet_size: int | None = None) -> None:
-        self.path = Path(path)
-        metadata = {p.key: p.value for p in onnx.load(str(self.path),
-                                                      load_external_data=False).metadata_props}
-        if _LENGTH_KEY not in metadata:
-            raise OptimizationError(f"{self.path}: no {_LENGTH_KEY} in the ONNX metadata (not "
-                                    "exported by ModelOptimizer)")
-        self.sequence_length = int(metadata[_LENGTH_KEY])
-        self.pad_token_id = int(metadata.get(_PAD_KEY, 0))
-        self.alphabet_size = alphabet_size
-        options = ort.SessionOptions()
-        options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization_level]
-        options.log_severity_level = 3  # constant-folding notices are not problems
-        self.session = ort.InferenceSession(str(self.path), options,
-                                            providers=["CPUExecutionProvider"])
-        self.max_abs_diff: float | None = None
-
-    def __call__(self, input_ids: Any, attention_mask: Any = None) -> torch.Tensor:
-        ids = np.asarray(input_ids, dtype=np.int64)
-        mask = (np.ones_like(ids) if attention_mask is None
-                else np.asarray(attention_mask, dtype=np.int64))
-        batch, length = ids.shape
-        if length > self.sequence_length:
-            raise OptimizationError(f"input length {length} exceeds the exported length "
-                                    f"{self.sequence_length} of {self.path}")
-        if self.alphabet_size is not None and ids.size and (ids.min() < 0
-                                                            or ids.max() >= self.alphabet_size):
-            raise OptimizationError(f"token ids must lie in [0, {self.alphabet_size}); got "
-                                    f"{ids.min()}..{ids.max()}")
-        pad = self.sequence_length - length
-        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=self.pad_token_id)
-        mask = np.pad(mask, ((0, 0), (0, pad)))
-        (logits,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-        if logits.ndim == 3:  # per-position outputs: drop the padding again
-            logits = logits[:, :length]
-        return torch.from_numpy(logits)
+def strip_onnx_debug_metadata(proto: onnx.ModelProto) -> int:
+    """Drop the per-node debug metadata (stack traces, module paths) and doc strings that the
+    dynamo exporter writes; return the bytes saved. The graph itself is untouched."""
+    before = proto.ByteSize()
+    graphs = [proto.graph] + [function for function in proto.functions]
+    for graph in graphs:
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+    return before - proto.ByteSize()
 
 
 class ModelOptimizer:
     """Export a model for deployment and verify the export.
 
     ``ModelOptimizer(DeploymentConfig("onnx", "all")).optimize(model)`` returns an
-    :class:`OnnxModel` whose outputs matched PyTorch within ``atol``.
+    :class:`OnnxModel` whose outputs matched PyTorch within ``atol``;
+    ``DeploymentConfig("torch_export")`` returns an :class:`ExportedProgramModel`.
     """
 
     def __init__(self, config: DeploymentConfig | None = None) -> None:
@@ -208,24 +185,27 @@ class ModelOptimizer:
 
     def optimize(self, model: nn.Module, example_inputs: tuple[torch.Tensor, torch.Tensor]
                  | None = None,
-                 validation_dataloader: Iterable[dict[str, Any]] | None = None) -> OnnxModel:
-        """Export ``model`` (a Hyena-GLT task model, float weights) and verify it.
+                 validation_dataloader: Iterable[dict[str, Any]] | None = None
+                 ) -> DeployedModel:
+        """Export ``model`` (a Hyena-GLT task model, float or weight-only int8) and verify it.
 
         Args:
             model: model whose ``forward(input_ids, attention_mask)`` returns ``.logits``.
             example_inputs: ``(input_ids, attention_mask)`` of shape ``(B, L)`` used for the
                 verification (padded to the exported length); default two random sequences.
-            validation_dataloader: if given, PyTorch vs ONNX Runtime timings and accuracy are
-                measured, logged and kept as ``self.report`` (size: the ``.onnx`` file).
+            validation_dataloader: if given, PyTorch vs exported timings and accuracy are
+                measured, logged and kept as ``self.report`` (size: the exported file).
 
         Raises:
-            OptimizationError: the model is quantized, the export fails, or ONNX Runtime
-                disagrees with PyTorch by more than ``atol``.
+            OptimizationError: the model is dynamically quantized or cast to half precision,
+                the export fails, or the export disagrees with PyTorch by more than ``atol``.
         """
         c = self.config
-        if getattr(model, "quantization_recipe", None) is not None:
-            raise OptimizationError("export the float model: dynamic int8 layers have no ONNX "
-                                    "export here (ONNX Runtime can quantize the exported graph)")
+        recipe = getattr(model, "quantization_recipe", None)
+        if recipe is not None and recipe["quantization_type"] != "weight_only":
+            raise OptimizationError(f"export the float model, not a {recipe['quantization_type']}"
+                                    " one: dynamic int8 layers have no ONNX export "
+                                    "here (ONNX Runtime can quantize the exported graph)")
         config = getattr(model, "config", None)
         length = c.sequence_length or getattr(config, "sequence_length", None)
         if length is None:
@@ -233,59 +213,80 @@ class ModelOptimizer:
                                     ".config.sequence_length")
         exported = copy.deepcopy(model).eval().float()
         backbone = getattr(exported, "backbone", exported)
-        backbone._check_inputs = lambda *args: None  # checked by OnnxModel instead (see top)
+        backbone._check_inputs = lambda *args: None  # checked by the runner instead (see top)
         ids, mask = (self._example_inputs(model, length) if example_inputs is None
                      else example_inputs)
+        pad_token_id = getattr(config, "pad_token_id", 0)
         if ids.shape[1] < length:
             pad = length - ids.shape[1]
-            ids = torch.nn.functional.pad(ids, (0, pad), value=getattr(config, "pad_token_id", 0))
+            ids = torch.nn.functional.pad(ids, (0, pad), value=pad_token_id)
             mask = torch.nn.functional.pad(mask, (0, pad))
-        path = Path(c.output_path) if c.output_path else _temporary_path()
+        path = (Path(c.output_path) if c.output_path
+                else _temporary_path(_SUFFIXES[c.export_format]))
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._export(_LogitsOnly(exported), (ids, mask), path, length,
-                     getattr(config, "pad_token_id", 0))
-        runner = OnnxModel(path, c.optimization_level, getattr(config, "alphabet_size", None))
+        metadata = {LENGTH_KEY: str(length), PAD_KEY: str(pad_token_id)}
+        alphabet_size = getattr(config, "alphabet_size", None)
+        if alphabet_size is not None:
+            metadata[ALPHABET_KEY] = str(alphabet_size)
+        runner = self._export(_LogitsOnly(exported), (ids, mask), path, metadata)
         with torch.no_grad():
             expected = model.eval()(ids, mask).logits.float()
         runner.max_abs_diff = float((runner(ids, mask) - expected).abs().max())
-        logger.info("exported %s to %s (length %d): max |ORT - PyTorch| = %.3g",
-                    type(model).__name__, path, length, runner.max_abs_diff)
+        logger.info("exported %s to %s (%s, length %d): max |export - PyTorch| = %.3g",
+                    type(model).__name__, path, c.export_format, length, runner.max_abs_diff)
         if not runner.max_abs_diff <= c.atol:
-            raise OptimizationError(f"{path}: ONNX Runtime differs from PyTorch by "
-                                    f"{runner.max_abs_diff:.3g} > atol={c.atol}")
+            raise OptimizationError(f"{path}: the {c.export_format} export differs from PyTorch "
+                                    f"by {runner.max_abs_diff:.3g} > atol={c.atol}")
         if validation_dataloader is not None:
             after = measure_model(model, validation_dataloader, runner=runner)
             after.size_bytes = path.stat().st_size
-            self.report = compression_report("onnx_export", c, measure_model(
+            method = "onnx_export" if c.export_format == "onnx" else c.export_format
+            self.report = compression_report(method, c, measure_model(
                 model, validation_dataloader), after, max_abs_diff=runner.max_abs_diff,
-                onnx_path=str(path), sequence_length=length)
+                export_path=str(path), sequence_length=length)
         return runner
 
-    def _export(self, module: nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], path: Path,
-                length: int, pad_token_id: int) -> None:
+    def _export(self, module: _LogitsOnly, inputs: tuple[torch.Tensor, torch.Tensor],
+                path: Path, metadata: dict[str, str]) -> DeployedModel:
+        """Write ``path`` (under a temporary name, renamed when complete) and load it."""
+        c = self.config
         batch = torch.export.Dim("batch", min=1, max=65536)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # .pt2 must end in .pt2
+        extra = {METADATA_FILE: json.dumps(metadata)}
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings():  # exporter notices
                 warnings.simplefilter("ignore")
-                with _ExportableCummax():
+                with _ExportableCummax() if c.export_format == "onnx" else nullcontext():
                     program = torch.export.export(module, inputs,
                                                   dynamic_shapes=({0: batch}, {0: batch}))
-                onnx_program = torch.onnx.export(program, inputs, dynamo=True,
-                                                 opset_version=self.config.opset,
-                                                 input_names=["input_ids", "attention_mask"],
-                                                 output_names=["logits"], verbose=False,
-                                                 optimize=False)  # ONNX Runtime optimizes
-            proto = onnx_program.model_proto
-            onnx.helper.set_model_props(proto, {_LENGTH_KEY: str(length),
-                                                _PAD_KEY: str(pad_token_id)})
-            onnx.save(proto, str(tmp))
+                if c.export_format == "torch_export":
+                    torch.export.save(program, str(tmp), extra_files=extra)
+                else:
+                    self._save_onnx(program, inputs, tmp, metadata)
             tmp.replace(path)
-        except Exception as err:  # the exporter raises many types; name the cause
+        except Exception as err:  # the exporters raise many types; name the cause
             tmp.unlink(missing_ok=True)
-            raise OptimizationError(f"ONNX export of {type(module.model).__name__} failed: "
-                                    f"{type(err).__name__}: {str(err).splitlines()[0]}") from err
+            raise OptimizationError(f"{c.export_format} export of {type(module.model).__name__}"
+                                    f" failed: {type(err).__name__}: "
+                                    f"{str(err).splitlines()[0] if str(err) else ''}") from err
+        if c.export_format == "onnx":
+            return OnnxModel(path, c.optimization_level)
+        return ExportedProgramModel(path)
+
+    def _save_onnx(self, program: torch.export.ExportedProgram,
+                   inputs: tuple[torch.Tensor, torch.Tensor], tmp: Path,
+                   metadata: dict[str, str]) -> None:
+        onnx_program = torch.onnx.export(program, inputs, dynamo=True,
+                                         opset_version=self.config.opset,
+                                         input_names=["input_ids", "attention_mask"],
+                                         output_names=["logits"], verbose=False,
+                                         optimize=False)  # ONNX Runtime optimizes
+        proto = onnx_program.model_proto
+        saved = strip_onnx_debug_metadata(proto)
+        logger.debug("dropped %d bytes of per-node debug metadata", saved)
+        onnx.helper.set_model_props(proto, metadata)
+        onnx.save(proto, str(tmp))
 
 
-def _temporary_path() -> Path:
-    return Path(tempfile.mkdtemp(prefix="hyena_glt_onnx_")) / "model.onnx"
+def _temporary_path(suffix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix="hyena_glt_export_")) / f"model{suffix}"

@@ -9,7 +9,7 @@ task loss``. ``feature`` adds the mean squared error between the backbones' fina
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from .report import CompressionReport, measure_pair
 from .training import train_steps
 
 __all__ = ["DistillationConfig", "KnowledgeDistiller", "DISTILLATION_TYPES",
-           "distillation_kl"]
+           "distillation_kl", "response_distillation_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,23 @@ def _soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     return F.kl_div(F.log_softmax(student_logits.float() / temperature, -1),
                     F.log_softmax(teacher_logits.float() / temperature, -1),
                     reduction="batchmean", log_target=True)
+
+
+def response_distillation_loss(teacher: nn.Module, temperature: float, alpha: float
+                               ) -> Callable[[nn.Module, dict[str, Any]], torch.Tensor]:
+    """``loss_fn(student, batch)`` for :func:`.training.train_steps`: ``alpha * T^2 *
+    KL(teacher || student) + (1 - alpha) * task loss`` (the teacher runs without gradients)."""
+    teacher.eval()
+
+    def loss_fn(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        ids, mask = batch["input_ids"], batch.get("attention_mask")
+        with torch.no_grad():
+            teacher_logits = teacher(ids, mask).logits
+        out = model(ids, mask, labels=batch["labels"])
+        return (alpha * temperature ** 2 * _soft_kl(out.logits, teacher_logits, temperature)
+                + (1 - alpha) * out.loss)
+
+    return loss_fn
 
 
 @torch.no_grad()
@@ -129,15 +146,12 @@ class KnowledgeDistiller:
             self.projection = (nn.Linear(d_student, d_teacher) if d_student != d_teacher
                                else nn.Identity())
 
+        response_loss = response_distillation_loss(teacher, c.temperature, c.alpha)
+
         def loss_fn(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-            ids, mask = batch["input_ids"], batch.get("attention_mask")
-            with torch.no_grad():
-                teacher_logits = teacher(ids, mask).logits
-            out = model(ids, mask, labels=batch["labels"])
-            loss = (c.alpha * c.temperature ** 2 * _soft_kl(out.logits, teacher_logits,
-                                                            c.temperature)
-                    + (1 - c.alpha) * out.loss)
+            loss = response_loss(model, batch)  # runs both models: the hooks fill in
             if hooks is not None:
+                mask = batch.get("attention_mask")
                 teacher_hidden, student_hidden = hooks[0].value, hooks[1].value
                 error = (self.projection(student_hidden) - teacher_hidden).pow(2).mean(-1)
                 real = (torch.ones_like(error) if mask is None else mask.to(error.dtype))

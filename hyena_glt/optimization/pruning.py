@@ -5,7 +5,9 @@ Pruned tensors are the weights of ``nn.Linear`` layers outside the implicit-filt
 ``torch.nn.utils.prune`` so optional fine-tuning keeps pruned weights at zero, and made
 permanent (``prune.remove``) before the model is returned, so ``save_pretrained`` writes plain
 tensors with real zeros. Iterative pruning raises the sparsity in ``iterations`` equal steps,
-fine-tuning ``fine_tune_steps`` batches after each.
+fine-tuning ``fine_tune_steps`` batches after each; with ``distillation_alpha > 0`` the
+fine-tuning also matches the unpruned model's soft outputs (prune-and-distil: the original is
+the teacher, so the pruned copy recovers its function rather than only the labels).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from torch.nn.utils import prune
 
 from ..errors import OptimizationError
 from ..model.filters import ImplicitFilter
+from .distillation import response_distillation_loss
 from .report import CompressionReport, measure_pair
-from .training import train_steps
+from .training import task_loss, train_steps
 
 __all__ = ["PruningConfig", "ModelPruner", "PRUNING_TYPES", "prunable_weights",
            "measured_sparsity"]
@@ -47,6 +50,9 @@ class PruningConfig:
         iterations: pruning steps to reach ``sparsity`` (>= 1).
         fine_tune_steps: training batches after each step (0: no fine-tuning).
         learning_rate: AdamW learning rate of the fine-tuning.
+        distillation_alpha: weight in [0, 1] of the soft-target loss toward the unpruned model
+            during fine-tuning (0: task loss only).
+        distillation_temperature: softmax temperature (> 0) of those soft targets.
     """
 
     pruning_type: str = "magnitude"
@@ -55,6 +61,8 @@ class PruningConfig:
     iterations: int = 1
     fine_tune_steps: int = 0
     learning_rate: float = 1e-4
+    distillation_alpha: float = 0.0
+    distillation_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, allowed: str) -> None:
@@ -72,6 +80,8 @@ class PruningConfig:
         need(isinstance(self.fine_tune_steps, int) and self.fine_tune_steps >= 0,
              "fine_tune_steps", "an integer >= 0")
         need(self.learning_rate > 0, "learning_rate", "> 0")
+        need(0.0 <= self.distillation_alpha <= 1.0, "distillation_alpha", "in [0, 1]")
+        need(self.distillation_temperature > 0, "distillation_temperature", "> 0")
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -132,6 +142,9 @@ class ModelPruner:
         targets = prunable_weights(pruned)
         if not targets:
             raise OptimizationError(f"{type(model).__name__} has no prunable linear layers")
+        loss_fn = (response_distillation_loss(model, c.distillation_temperature,
+                                              c.distillation_alpha)
+                   if c.distillation_alpha > 0 else task_loss)
         done = 0.0
         for step in range(1, c.iterations + 1):
             goal = c.sparsity * step / c.iterations
@@ -139,7 +152,8 @@ class ModelPruner:
             self._prune_step(targets, (goal - done) / (1.0 - done) if goal > done else 0.0)
             done = goal
             if c.fine_tune_steps and train_dataloader is not None:
-                train_steps(pruned, train_dataloader, c.fine_tune_steps, c.learning_rate)
+                train_steps(pruned, train_dataloader, c.fine_tune_steps, c.learning_rate,
+                            loss_fn)
         for module, name in targets:
             prune.remove(module, name)  # permanent: plain weights holding real zeros
         pruned.eval()

@@ -92,6 +92,9 @@ def _weight_tensors(model: nn.Module) -> Iterable[torch.Tensor]:
             if id(param) not in seen:
                 seen.add(id(param))
                 yield param.detach()
+        int8 = getattr(module, "weight_int8", None)  # weight-only int8 layers (buffers)
+        if isinstance(int8, torch.Tensor):
+            yield int8
 
 
 def _size_on_disk(model: nn.Module, save: Callable[[nn.Module, Path], Any] | None) -> int:

@@ -4,7 +4,9 @@ A model directory holds ``config.json`` and ``model.safetensors`` as written by
 ``save_pretrained``. A dynamically quantized model stores, for each int8 linear layer ``name``,
 the exact quantized weight as ``name.weight_int8`` (int8), ``name.weight_scale`` and
 ``name.weight_zero_point`` (per-tensor), and ``name.bias`` (float); every other tensor is stored
-as is. ``quantization.json`` holds the recipe: loading rebuilds the float model from the config,
+as is. Weight-only int8 layers and int8 embedding tables (:mod:`.weight_only`) are plain
+tensors already: ``name.weight_int8`` (int8) and ``name.weight_scale`` (float32, one per row).
+``quantization.json`` holds the recipe: loading rebuilds the float model from the config,
 re-applies the recipe (same layers swapped) and copies the stored int8 weights in, so the loaded
 model is bit-identical to the saved one.
 """
@@ -92,7 +94,7 @@ def load_compressed(directory: str | Path) -> HyenaGLTPreTrainedModel:
     except json.JSONDecodeError as err:
         raise OptimizationError(f"{recipe_path}: not valid JSON ({err})") from None
     quant_config = QuantizationConfig.from_recipe(recipe)
-    if quant_config.quantization_type != "dynamic":
+    if not quant_config.int8:  # a cast of the float model
         return apply_quantization(cls.from_pretrained(directory), quant_config)
     model = apply_quantization(cls(config), quant_config)
     state = load_file(directory / WEIGHTS_NAME)
