@@ -11,12 +11,41 @@ the first filter the identity, as in the published code and StripedHyena (order 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .fftconv import fft_conv
 from .filters import ImplicitFilter
 
-__all__ = ["HyenaOperator"]
+__all__ = ["HyenaOperator", "ShortDepthwiseConv"]
+
+
+class ShortDepthwiseConv(nn.Module):
+    """Short depthwise convolution ``(B, C, L) -> (B, C, L)``, causal or centred.
+
+    The same parameters as ``nn.Conv1d(C, C, k, groups=C)`` (``weight (C, 1, k)``, ``bias (C,)``,
+    so checkpoints are interchangeable), computed as ``k`` shifted multiply-adds: PyTorch's CPU
+    depthwise ``Conv1d`` backward took half of a training step's time; this takes a few percent
+    and exports to ONNX as plain slices and products.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, centred: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, 1, kernel_size))
+        self.bias = nn.Parameter(torch.empty(channels))
+        bound = 1 / kernel_size**0.5  # nn.Conv1d's default initialisation (fan_in = k)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+        self.kernel_size = kernel_size
+        self.right = (kernel_size - 1) // 2 if centred else 0  # future positions seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length, k = x.shape[-1], self.kernel_size
+        padded = F.pad(x, (k - 1 - self.right, self.right))
+        out = self.bias[:, None] + self.weight[:, 0, 0, None] * padded[..., :length]
+        for j in range(1, k):
+            out = out + self.weight[:, 0, j, None] * padded[..., j:j + length]
+        return out
 
 
 class HyenaOperator(nn.Module):
@@ -42,8 +71,7 @@ class HyenaOperator(nn.Module):
         self.d_model, self.order, self.bidirectional = d_model, order, bidirectional
         width = d_model * (order + 1)
         self.in_proj = nn.Linear(d_model, width)
-        self.short_filter = nn.Conv1d(width, width, short_filter_order, groups=width,
-                                      padding=short_filter_order - 1)
+        self.short_filter = ShortDepthwiseConv(width, short_filter_order, centred=bidirectional)
         n_long = order - 1
         self.filter = ImplicitFilter(d_model, n_long * (2 if bidirectional else 1), l_max,
                                      filter_order)
@@ -63,8 +91,6 @@ class HyenaOperator(nn.Module):
         if mask is not None:
             x = x * mask
         x = self.short_filter(x)
-        start = (self.short_filter.kernel_size[0] - 1) // 2 if self.bidirectional else 0
-        x = x[..., start : start + length]
         *gates, v = x.split(self.d_model, dim=1)
         filters = self.filter(length)  # (n_long [x2], d, L)
         n_long = self.order - 1
