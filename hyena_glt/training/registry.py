@@ -7,7 +7,11 @@ machine or a shared file system. Locations are searched in order:
    are relative to the file), or a directory searched as in 2;
 2. ``$XDG_CACHE_HOME/hyena_glt/models`` (default ``~/.cache/hyena_glt/models``): a directory
    whose ``registry.json`` maps names to directories, and whose sub-directories are models
-   under their own names.
+   under their own names;
+3. the models bundled with the package (``hyena_glt/assets``, :data:`BUNDLED_MODELS`):
+   ``hyena-glt-base`` resolves there when no location above registers that name, so it works
+   on a fresh install with no network while a locally pretrained model of the same name
+   still wins.
 
 :func:`register_model` adds a name to the first location (the workflow's pretraining step
 registers ``hyena-glt-base`` there); ``hyena-glt register-model NAME DIR`` does the same.
@@ -25,12 +29,14 @@ import yaml
 from ..errors import ConfigurationError, ModelError
 from ..io import atomic_file
 
-__all__ = ["REGISTRY_ENV", "registry_locations", "resolve_model", "register_model",
-           "registered_models"]
+__all__ = ["REGISTRY_ENV", "BUNDLED_MODELS", "registry_locations", "resolve_model",
+           "register_model", "registered_models"]
 
 REGISTRY_ENV = "HYENA_GLT_MODEL_REGISTRY"
 _MAPPING_NAME = "registry.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Package data: one model directory per name (searched after every registry location).
+BUNDLED_MODELS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def registry_locations() -> list[Path]:
@@ -59,9 +65,15 @@ def _read_mapping(path: Path) -> dict[str, Path]:
     return {str(name): (path.parent / value).expanduser() for name, value in data.items()}
 
 
+def _bundled_models() -> dict[str, Path]:
+    if not BUNDLED_MODELS.is_dir():
+        return {}
+    return {p.name: p for p in BUNDLED_MODELS.iterdir() if (p / "config.json").is_file()}
+
+
 def registered_models() -> dict[str, Path]:
-    """Every name the registry knows (earlier locations win)."""
-    found: dict[str, Path] = {}
+    """Every name the registry knows (earlier locations win; bundled models last)."""
+    found = _bundled_models()
     for location in reversed(registry_locations()):
         if location.is_dir():
             found.update({p.name: p for p in location.iterdir()
@@ -91,7 +103,10 @@ def resolve_model(name_or_path: str | Path) -> Path:
             return mapping[name]
         if location.is_dir() and (location / name / "config.json").is_file():
             return location / name
-    searched = ", ".join(str(loc) for loc in registry_locations())
+    bundled = _bundled_models()
+    if name in bundled:
+        return bundled[name]
+    searched = ", ".join(str(loc) for loc in [*registry_locations(), BUNDLED_MODELS])
     raise ModelError(
         f"unknown pretrained model {name!r}: not a model directory (config.json + "
         f"model.safetensors) and not registered; searched {searched}. Register one with "
