@@ -14,7 +14,7 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install-slurm-profile clean
+.PHONY: demo test test-slurm lint install-slurm-profile clean
 
 $(BIN)/hyena-glt: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ install-slurm-profile:
 
 test: $(BIN)/hyena-glt
 	$(RUN) $(BIN)/python -m pytest
+
+# The workflow through a real single-node SLURM cluster on this machine (root, Debian/Ubuntu:
+# installs slurm-wlm and munge, starts the daemons, stops them afterwards). CI runs it.
+test-slurm: $(BIN)/hyena-glt
+	.ci/slurm/start-cluster.sh
+	$(RUN) HYENA_GLT_SLURM_TEST=1 $(BIN)/python -m pytest tests/test_workflow_slurm.py; \
+	  status=$$?; .ci/slurm/stop-cluster.sh; exit $$status
 
 lint: $(BIN)/hyena-glt
 	$(BIN)/ruff check hyena_glt tests benchmarks

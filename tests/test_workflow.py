@@ -339,7 +339,7 @@ def test_ingestion_runs_on_the_example_data(tmp_path):
     config["ingest"]["variants"] = {**config["ingest"]["variants"], "window": 128}
     tasks = [PROMOTERS, SARS_COV_2_CDS, BRCA1_LOF, BRCA1_1KG_AF]
     path = write_config(tmp_path, config, [SARS_COV_2], tasks)
-    in_tmp = ("--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
+    in_tmp = ("ingest", "--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
     result = run_snakemake(*in_tmp)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -358,18 +358,26 @@ def test_ingestion_runs_on_the_example_data(tmp_path):
         0,
     )
 
-    annotation = read_manifest(results / "tasks" / "sars_cov_2_cds" / "manifest.json")
-    assert (annotation["kind"], annotation["num_rows"]) == ("annotation", 29_903 // 512)
-    assert annotation["metadata"]["parameters"]["feature"] == ["CDS"]
+    def parts(task: str) -> tuple[dict, dict]:
+        return tuple(
+            read_manifest(results / "tasks" / task / split / "manifest.json")
+            for split in ("train", "test")
+        )
 
-    lof = read_manifest(results / "tasks" / "brca1_lof" / "manifest.json")
-    assert (lof["kind"], lof["num_rows"]) == ("variants", 3_893)
-    assert lof["metadata"]["parameters"]["window"] == 128
-    assert lof["metadata"]["counts"]["labelled"] == 3_893
+    # Annotation: split by genomic position, 512-bp windows on each side of the cuts.
+    train, test = parts("sars_cov_2_cds")
+    assert train["kind"] == test["kind"] == "annotation"
+    assert 29_903 // 512 - 2 <= train["num_rows"] + test["num_rows"] <= 29_903 // 512
+    assert 0.7 < train["num_rows"] / (train["num_rows"] + test["num_rows"]) < 0.9
+    assert train["metadata"]["parameters"]["feature"] == ["CDS"]
+
+    # Variants: split by position bins; every labelled variant lands in one part.
+    train, test = parts("brca1_lof")
+    assert (train["kind"], train["num_rows"] + test["num_rows"]) == ("variants", 3_893)
+    assert train["metadata"]["parameters"]["window"] == 128
     # 2,052 VCF records: multi-allelic ones split (2,058 alleles), the one symbolic SV skipped.
-    allele_frequency = read_manifest(results / "tasks" / "brca1_1kg_af" / "manifest.json")
-    assert (allele_frequency["kind"], allele_frequency["num_rows"]) == ("variants", 2_057)
-    assert allele_frequency["metadata"]["counts"]["skipped_symbolic"] == 1
+    train, test = parts("brca1_1kg_af")
+    assert train["num_rows"] + test["num_rows"] == 2_057
 
     # The CLI's log lines went to the rule's log file.
     log = (tmp_path / "logs/ingest/genomes/sars_cov_2.log").read_text()
@@ -381,7 +389,7 @@ def test_ingestion_runs_on_the_example_data(tmp_path):
     write_config(tmp_path, config, [SARS_COV_2, CHLOROPLAST], tasks)
     added = run_snakemake("--dry-run", *in_tmp)
     assert added.returncode == 0, added.stdout + added.stderr
-    assert job_counts(added.stdout) == {"ingest_genome": 1, "all": 1, "total": 2}
+    assert job_counts(added.stdout) == {"ingest_genome": 1, "ingest": 1, "total": 2}
 
 
 def test_profiles_resolve_as_documented(monkeypatch):
@@ -428,3 +436,45 @@ def test_a_failing_job_leaves_its_error_in_its_log_and_no_output(tmp_path):
     log = (tmp_path / "logs" / "ingest" / "tasks" / "promoters.log").read_text()
     assert "no_such_column" in log and "human_nontata_promoters.test_subset2000.csv.gz" in log
     assert not list((tmp_path / "results" / "ingest" / "tasks").rglob("manifest.json"))
+
+
+@pytest.mark.slow
+def test_the_whole_chain_runs_locally_on_a_tiny_config(tmp_path):
+    """Every stage runs for real on all three kinds of task (tiny model, two training steps):
+    the report names each task, model and baseline; a second run has nothing to do."""
+    from test_workflow_slurm import tiny_config
+
+    path = tiny_config(tmp_path, cpus=2, memory_mb=8000)
+    config = yaml.safe_load(path.read_text())
+    config["ingest"]["annotation"] = {**config["ingest"]["annotation"], "window": 256, "stride": 256}
+    config["ingest"]["variants"] = {**config["ingest"]["variants"], "window": 64}
+    header, promoters = Path(config["tasks"]).read_text().splitlines()
+    tasks = [
+        dict(zip(header.split("\t"), promoters.split("\t"), strict=True)),
+        {
+            "task": "chloroplast_cds",
+            "type": "token_classification",
+            "fasta": str(RESOURCES / "genomes" / "NC_000932.1.fa.gz"),
+            "annotation": str(RESOURCES / "annotation" / "NC_000932.1.gff3.gz"),
+        },
+        BRCA1_LOF,
+    ]
+    config["tasks"] = str(write_sheet(tmp_path / "tasks.tsv", tasks))
+    path.write_text(yaml.safe_dump(config))
+    in_tmp = ("--cores", "2", "--configfile", str(path), "--directory", str(tmp_path))
+    result = run_snakemake(*in_tmp)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    report = tmp_path / "results" / "report" / "hyena_glt_report.html"
+    assert f"Hyena-GLT report: {report}" in result.stdout + result.stderr
+    html = report.read_text()
+    for name in ("promoters", "chloroplast_cds", "brca1_lof", "finetuned", "quantized",
+                 "pruned", "distilled", "onnx", "kmer_baseline", "cnn_baseline", "zero_shot_lm"):
+        assert name in html, name
+    import pandas as pd
+
+    table = pd.read_parquet(tmp_path / "results" / "evaluate" / "promoters" / "results.parquet")
+    assert {"finetuned", "quantized", "onnx", "kmer_baseline"} <= set(table["model"].tolist())
+    assert (tmp_path / "results" / "models" / "pretrained" / "metrics.jsonl").is_file()
+    again = run_snakemake("--dry-run", *in_tmp)
+    assert "Nothing to be done" in again.stdout + again.stderr

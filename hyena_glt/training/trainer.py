@@ -536,7 +536,9 @@ class HyenaGLTTrainer:
         self._window["steps"] += 1
         self._window["tokens"] += tokens
         bar.update(1, loss=f"{loss:.4f}")
-        if step % self.log_steps == 0:
+        # Every log_steps, and at the last step, so that even a short run has a metrics record.
+        if step % self.log_steps == 0 or step == self.total_steps or (
+                self.max_steps and step >= self.max_steps):
             self._log_window(stage, grad_norm)
         self._fire("step_end")
         outcome = None

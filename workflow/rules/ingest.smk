@@ -143,3 +143,10 @@ rule ingest_variant_task:
         " --on-ref-mismatch {params.on_ref_mismatch}"
         " --split {params.train_fraction} --seed {params.seed}"
         " > {log} 2>&1"
+
+
+# `snakemake ingest`: every shard directory and nothing after (e.g. to inspect the shards).
+rule ingest:
+    input:
+        ingest_outputs(),
+    localrule: True

@@ -1,5 +1,6 @@
 # The report: every task's evaluation table, the training curves, the compression reports and
 # the provenance of the inputs in one self-contained HTML file (no network needed to view it).
+# Compression reports are grouped by task (one Pareto plot each).
 # It is also registered with Snakemake's report(), so `snakemake --report report.zip` bundles it.
 
 
@@ -30,7 +31,10 @@ rule report:
         ),
         compression=lambda wildcards, input: repeated(
             "--compression-report",
-            [f"{model}/compression_report.json" for model in input.compressed],
+            [
+                f"{model.split('/')[-2]}={model}/compression_report.json"
+                for model in input.compressed
+            ],
         ),
         data_files=quoted(f"--data-file={path}" for path in input_files()),
         title=config["report"].get("title", "Hyena-GLT benchmark report"),
