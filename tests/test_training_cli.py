@@ -126,6 +126,15 @@ def test_pretrain_register_then_finetune_by_name(workdir, tmp_path, environment,
         assert torch.equal(value, pretrained[f"backbone.{key}"]), key
     test = json.loads((out / "test_metrics.json").read_text())
     assert test["eval_n_samples"] == 50 and 0 <= test["eval_accuracy"] <= 1
+    # A finished run leaves no resume checkpoint, so a rerun with other settings (Snakemake
+    # after a config change) trains afresh instead of refusing the old checkpoint.
+    assert not (tmp_path / "base.run" / "checkpoints").exists()
+    assert (tmp_path / "base.run" / "metrics.jsonl").is_file()
+    assert main(["pretrain", "--data", str(workdir / "windows"), "--out", str(base),
+                 "--config", str(workdir / "model.yaml"), "--max-steps", "2",
+                 "--set", "learning_rate=0.01"]) == 0
+    trained = json.loads((base / "training_config.json").read_text())
+    assert (trained["state"]["global_step"], trained["learning_rate"]) == (2, 0.01)
 
 
 def test_user_errors_exit_2_with_one_line(workdir, tmp_path, capsys, monkeypatch):

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .pretrain import add_training_options, config_fields, run_training
+from .pretrain import add_training_options, config_fields, discard_resume_state, run_training
 
 __all__ = ["register"]
 
@@ -80,6 +80,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
             save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
             metric_for_best=args.metric, num_workers=args.num_workers)
         trainer = finetuner.trainer
+        if trainer is not None:
+            discard_resume_state(trainer)
         if test is not None and trainer is not None:
             metrics = trainer.evaluate(test)
             logger.info("test: %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))

@@ -5,7 +5,8 @@
 through a sequence-length curriculum, and writes the model directory ``--out`` (config.json,
 model.safetensors, tokenizer.json, metrics.jsonl, training_config.json) only when training is
 complete. Checkpoints and the metrics log live in the run directory (``--run-dir``, default
-``OUT.run``), which survives a failed or preempted job, so rerunning the same command resumes.
+``OUT.run``), which survives a failed or preempted job, so rerunning the same command resumes;
+once the model directory is written the resume checkpoint is removed (metrics.jsonl stays).
 Under ``torchrun --nproc_per_node N`` it trains with DDP (rank 0 writes).
 
 Exit status: 0 done; 2 bad input or settings (one-line message), or a non-finite loss;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import yaml
 from ..errors import ConfigurationError
 
 __all__ = ["register", "add_training_options", "run_training", "read_config_file",
-           "config_fields"]
+           "config_fields", "discard_resume_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,15 @@ def config_fields(args: argparse.Namespace) -> dict[str, Any]:
         except yaml.YAMLError as err:
             raise ConfigurationError(f"--set {setting!r}: unreadable value ({err})") from None
     return fields
+
+
+def discard_resume_state(trainer: Any) -> None:
+    """Remove a finished run's resume checkpoint (its model directory is written): a later run
+    into the same run directory, e.g. Snakemake re-running after a config change, then starts
+    afresh instead of refusing a checkpoint made with other settings. metrics.jsonl and best/
+    stay; an interrupted run keeps its checkpoint and resumes."""
+    if trainer.context.is_main:
+        shutil.rmtree(trainer.checkpoint_dir.parent, ignore_errors=True)
 
 
 def run_training(args: argparse.Namespace, train: Callable[[], Any]) -> int:
@@ -152,6 +163,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
     def train_and_register() -> None:
         trainer.train()
+        discard_resume_state(trainer)
         if args.register and trainer.context.is_main:
             logger.info("registered %s -> %s in %s", args.register, args.out,
                         register_model(args.register, args.out))
