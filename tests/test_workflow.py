@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow_slurm import tiny_config, write_sheet
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -56,15 +57,6 @@ def shell_commands(output: str, command: str) -> list[str]:
     ]
 
 
-def write_sheet(path: Path, rows: list[dict[str, str]]) -> Path:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["\t".join(columns)] + [
-        "\t".join(str(row.get(column, "")) for column in columns) for row in rows
-    ]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def example_config() -> dict:
     with open(REPO / "config" / "config.yaml") as handle:
         return yaml.safe_load(handle)
@@ -72,16 +64,18 @@ def example_config() -> dict:
 
 def write_config(directory: Path, config: dict, genomes: list[dict], tasks: list[dict]) -> Path:
     """A config plus its two sheets in ``directory``; returns the config path. Held-out genomes
-    missing from ``genomes`` are dropped from the config."""
+    missing from ``genomes`` are dropped from the config, and all of them when none would be
+    left to pretrain on."""
     names = {genome["genome"] for genome in genomes}
     pretrain = config["pretrain"]
+    held_out = [g for g in pretrain["held_out_genomes"] if g in names]
     config = {
         **config,
         "genomes": str(write_sheet(directory / "genomes.tsv", genomes)),
         "tasks": str(write_sheet(directory / "tasks.tsv", tasks)),
         "pretrain": {
             **pretrain,
-            "held_out_genomes": [g for g in pretrain["held_out_genomes"] if g in names],
+            "held_out_genomes": held_out if set(held_out) != names else [],
         },
     }
     path = directory / "config.yaml"
@@ -345,8 +339,11 @@ def test_ingestion_runs_on_the_example_data(tmp_path):
 
     results = tmp_path / "results" / "ingest"
     genome = read_manifest(results / "genomes" / "sars_cov_2" / "manifest.json")
-    # 29,903 bp: 29 full 1,024-bp windows (stride 1,024), each also reverse-complemented.
-    assert (genome["kind"], genome["num_rows"]) == ("windows", 2 * 29)
+    # 29,903 bp: full windows of the example's length (stride = window), each also
+    # reverse-complemented.
+    window = config["ingest"]["genomes"]["window"]
+    assert config["ingest"]["genomes"]["stride"] == window
+    assert (genome["kind"], genome["num_rows"]) == ("windows", 2 * (29_903 // window))
     assert genome["metadata"]["parameters"]["reverse_complement"] is True
 
     train = read_manifest(results / "tasks" / "promoters" / "train" / "manifest.json")
@@ -442,8 +439,6 @@ def test_a_failing_job_leaves_its_error_in_its_log_and_no_output(tmp_path):
 def test_the_whole_chain_runs_locally_on_a_tiny_config(tmp_path):
     """Every stage runs for real on all three kinds of task (tiny model, two training steps):
     the report names each task, model and baseline; a second run has nothing to do."""
-    from test_workflow_slurm import tiny_config
-
     path = tiny_config(tmp_path, cpus=2, memory_mb=8000)
     config = yaml.safe_load(path.read_text())
     config["ingest"]["annotation"] = {**config["ingest"]["annotation"], "window": 256, "stride": 256}
