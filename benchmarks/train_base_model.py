@@ -54,7 +54,7 @@ BASE_CONFIG: dict[str, Any] = {
     "d_model": 128, "n_layers": 4, "sequence_length": WINDOW, "num_heads": 4,
     "filter_order": 32, "vocab_size": 4096, "dropout": 0.0, "learning_rate": 0.002,
     "warmup_steps": 5, "batch_size": 4, "num_epochs": 1, "seed": 0,
-    "curriculum": "1024:28s,4096:2s",
+    "curriculum": "1024:600s,4096:100s",
 }
 HELD_OUT_WINDOWS = 16  # evenly spaced over the held-out genome
 MARKOV_ORDER = 6
