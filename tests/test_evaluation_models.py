@@ -45,12 +45,7 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 PROMOTERS = RESOURCES / "promoters" / "human_nontata_promoters.test_subset2000.csv.gz"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(**changes) -> HyenaGLTConfig:

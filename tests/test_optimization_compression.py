@@ -39,14 +39,7 @@ from hyena_glt.optimization.weight_only import quantize_rows
 LENGTH = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny ops on a shared 2-core machine are slower with spinning
-    OpenMP workers (the results do not depend on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -35,13 +35,7 @@ curriculum: "32:30s,64:30s"
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The in-process runs use one thread, as the subprocesses do (--threads 1)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

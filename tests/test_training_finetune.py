@@ -34,12 +34,7 @@ SGE = Path("variants/brca1_sge_findlay2018/brca1_sge_variants.csv.gz")
 BRCA1_REFERENCE = Path("variants/brca1_grch37/ref_brca1.fa.gz")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -21,12 +21,7 @@ PROMOTERS = Path("genomic_benchmarks/human_nontata_promoters/test.csv.gz")
 SARS = Path("genome_annotation/sars_cov_2_NC_045512.2")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

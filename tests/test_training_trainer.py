@@ -27,13 +27,7 @@ from hyena_glt.training.checkpoint import load_training_checkpoint
 GENOME = Path("genome_annotation/sars_cov_2_NC_045512.2/NC_045512.2.fa.gz")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and are not slowed by a busy CI machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**changes) -> HyenaGLTConfig:
