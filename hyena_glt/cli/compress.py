@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .threads import add_threads_option, apply_threads
+
 __all__ = ["register", "REPORT_NAME"]
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ def _add_common(parser: argparse.ArgumentParser, model_help: str) -> None:
     parser.add_argument("--max-length", type=int, default=None, metavar="N",
                         help="truncate sequences (default: the model's sequence_length)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
+    add_threads_option(parser)
 
 
 def _loader(path: Path, model: Any, args: argparse.Namespace, shuffle: bool = False):
@@ -69,6 +72,7 @@ def _finish(model: Any, report: Any, out: Path) -> int:
 def _run_quantize(args: argparse.Namespace) -> int:
     from ..optimization import ModelQuantizer, QuantizationConfig
 
+    apply_threads(args)
     model = _load(args.model)
     quantizer = ModelQuantizer(QuantizationConfig(quantization_type=args.type))
     quantized = quantizer.quantize(model, _loader(args.val, model, args))
@@ -78,6 +82,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
 def _run_prune(args: argparse.Namespace) -> int:
     from ..optimization import ModelPruner, PruningConfig
 
+    apply_threads(args)
     model = _load(args.model)
     config = PruningConfig(pruning_type=args.type, sparsity=args.sparsity, scope=args.scope,
                            iterations=args.iterations, fine_tune_steps=args.fine_tune_steps,
@@ -92,6 +97,7 @@ def _run_prune(args: argparse.Namespace) -> int:
 def _run_distill(args: argparse.Namespace) -> int:
     from ..optimization import DistillationConfig, KnowledgeDistiller
 
+    apply_threads(args)
     teacher = _load(args.model)
     changes: dict[str, Any] = {"attention_layers": None}  # default striping of the new depth
     if args.student_d_model is not None:
@@ -112,6 +118,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from ..io import atomic_directory
     from ..optimization import DeploymentConfig, ModelOptimizer
 
+    apply_threads(args)
     model = _load(args.model)
     if args.length is None:  # fit the data: padding 251-nt promoters to 2,048 wastes 8x
         args.length = _longest_sequence(args.val, model, args)

@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 
 from ..errors import ConfigurationError
+from .threads import add_threads_option, apply_threads
 
 __all__ = ["register"]
 
@@ -32,21 +33,6 @@ logger = logging.getLogger(__name__)
 
 #: ``evaluate --out`` suffixes that get a tidy table (anything else: JSON).
 TABLE_SUFFIXES = (".parquet", ".csv", ".tsv")
-
-
-def _add_threads(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: torch's choice); match the "
-                        "Snakemake rule's threads")
-
-
-def _set_threads(args: argparse.Namespace) -> None:
-    if args.threads is not None:
-        import torch
-
-        if args.threads < 1:
-            raise ConfigurationError(f"--threads {args.threads}: must be >= 1")
-        torch.set_num_threads(args.threads)
 
 
 def _write_json(data: dict, path: Path) -> None:
@@ -71,12 +57,12 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
                         help="average both strands (shards need --reverse-complement)")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum",
                         help="window log-likelihood: total (default) or per token")
-    _add_threads(parser)
+    add_threads_option(parser)
     parser.set_defaults(func=_run_score)
 
 
 def _scores(args: argparse.Namespace):
-    _set_threads(args)
+    apply_threads(args)
     from ..evaluation.variant_effect import score_variants
     from ..model import HyenaGLTForCausalLM
 
@@ -133,7 +119,7 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                         help="variants: bp per position group (default 100)")
     parser.add_argument("--scores-out", type=Path, default=None,
                         help="variants: also write the per-variant score table here")
-    _add_threads(parser)
+    add_threads_option(parser)
     parser.set_defaults(func=_run_evaluate, variants=None)
 
 
@@ -168,7 +154,7 @@ def _evaluate_table(args: argparse.Namespace) -> dict:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from ..errors import DataError
 
-    _set_threads(args)
+    apply_threads(args)
     kind = _data_kind(args.data)
     if kind == "variants":
         from ..evaluation.variant_effect import evaluate_variant_scores
@@ -232,7 +218,7 @@ def _register_benchmark(subparsers: argparse._SubParsersAction) -> None:
                         help="truncate inputs of torch models (default: their sequence_length)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output directory")
-    _add_threads(parser)
+    add_threads_option(parser)
     parser.set_defaults(func=_run_benchmark)
 
 
@@ -254,7 +240,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     from ..evaluation.models import load_classifier
     from ..io import atomic_directory
 
-    _set_threads(args)
+    apply_threads(args)
     specs = _parse_model_specs(args.model)
     baselines = {"kmer": lambda: KmerLogisticRegression(),
                  "cnn": lambda: CNNBaseline(epochs=args.cnn_epochs, seed=args.seed)}

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigurationError
+from .threads import add_threads_option, apply_threads
 
 __all__ = ["register", "add_training_options", "run_training", "read_config_file",
            "config_fields", "discard_resume_state"]
@@ -44,9 +45,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, metavar="N",
                         help="stop after N optimizer steps")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: torch's choice); match the "
-                        "Snakemake rule's threads")
+    add_threads_option(parser)
     parser.add_argument("--num-workers", type=int, default=0, metavar="N",
                         help="DataLoader worker processes (default 0)")
     parser.add_argument("--log-steps", type=int, default=10, metavar="N",
@@ -106,8 +105,7 @@ def run_training(args: argparse.Namespace, train: Callable[[], Any]) -> int:
 
     from ..training import PREEMPTED_EXIT_CODE, TrainingPreempted
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     try:
         train()
     except TrainingPreempted as stop:

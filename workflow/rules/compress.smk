@@ -30,7 +30,7 @@ rule quantize:
         type=COMPRESS.get("quantize", {}).get("type", "dynamic"),
     shell:
         "hyena-glt quantize {input.model:q} --val {params.test:q} --type {params.type}"
-        " --out {output:q} > {log} 2>&1"
+        " --out {output:q} --threads {threads} > {log} 2>&1"
 
 
 rule prune:
@@ -58,7 +58,7 @@ rule prune:
     shell:
         "hyena-glt prune {input.model:q} --train {params.train:q} --val {params.test:q}"
         " --type {params.type} --sparsity {params.sparsity}"
-        " --fine-tune-steps {params.fine_tune_steps} --out {output:q} > {log} 2>&1"
+        " --fine-tune-steps {params.fine_tune_steps} --out {output:q} --threads {threads} > {log} 2>&1"
 
 
 rule distill:
@@ -91,7 +91,7 @@ rule distill:
         ),
     shell:
         "hyena-glt distill {input.model:q} --train {params.train:q} --val {params.test:q}"
-        " --steps {params.steps} {params.student} --out {output:q} > {log} 2>&1"
+        " --steps {params.steps} {params.student} --out {output:q} --threads {threads} > {log} 2>&1"
 
 
 rule export:
@@ -113,4 +113,4 @@ rule export:
     params:
         test=lambda wildcards, input: shard_dir(input.test),
     shell:
-        "hyena-glt export {input.model:q} --val {params.test:q} --out {output:q} > {log} 2>&1"
+        "hyena-glt export {input.model:q} --val {params.test:q} --out {output:q} --threads {threads} > {log} 2>&1"

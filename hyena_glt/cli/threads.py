@@ -1,0 +1,27 @@
+"""``--threads``: every compute-heavy subcommand takes the CPU thread count of its Snakemake
+rule (``--threads {threads}``), so a job uses the cores the scheduler gave it, no more."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ConfigurationError
+
+__all__ = ["add_threads_option", "apply_threads"]
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice); match the "
+                        "Snakemake rule's threads")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """Set torch's intra-op thread count from ``--threads`` (when given)."""
+    if args.threads is None:
+        return
+    if args.threads < 1:
+        raise ConfigurationError(f"--threads {args.threads}: must be >= 1")
+    import torch
+
+    torch.set_num_threads(args.threads)
