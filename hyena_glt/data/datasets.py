@@ -147,6 +147,10 @@ class GenomicDataset(_TokenDataset):
         padding: ``"max_length"`` (default: equal-length items for the default collation) or
             ``None`` (own length; use :func:`collate_batch`).
 
+    Items: ``input_ids (L,)`` int64, ``attention_mask (L,)`` int64 (with ``padding=
+    "max_length"``; L = ``max_length``, else the sequence's own truncated length) and, with
+    labels, ``labels ()``: int64 class index or float32 value.
+
     Attributes:
         label2id, id2label: class names <-> indices (``None`` for regression or no labels).
     """
@@ -230,7 +234,9 @@ class GenomicDataset(_TokenDataset):
 class ProteinFunctionDataset(GenomicDataset):
     """Protein sequences with function classes: a CSV/Parquet with ``sequence`` and ``label``.
 
-    String labels are numbered in sorted order (``label2id``/``id2label``).
+    String labels are numbered in sorted order (``label2id``/``id2label``). Items as
+    :class:`GenomicDataset`: ``input_ids (L,)`` int64, ``attention_mask (L,)``, ``labels ()``
+    int64.
     """
 
     default_tokenizer = ProteinTokenizer
@@ -250,8 +256,9 @@ class GenomeAnnotationDataset(_TokenDataset):
 
     ``data_path`` is an "annotation" shard directory (``hyena-glt ingest annotation``) or a
     CSV/Parquet with ``sequence`` and ``labels`` columns, the labels one digit per base
-    (``"0001110"``) or separated by commas/spaces, as long as the sequence. Items carry
-    ``(length,)`` long ``labels``, padded with -100.
+    (``"0001110"``) or separated by commas/spaces, as long as the sequence. Items:
+    ``input_ids (L,)`` int64, ``labels (L,)`` int64 (padded with -100) and, with
+    ``padding="max_length"``, ``attention_mask (L,)`` int64.
     """
 
     def __init__(self, data_path: str | Path, tokenizer: CharTokenizer | None = None,
@@ -412,6 +419,11 @@ class ShardDataset(IterableDataset):
     labels with them; variant windows keep the variant inside), which lets windows ingested at
     the longest curriculum length serve the shorter stages. Call :meth:`set_epoch` each epoch
     for a new order. Items are unpadded: use ``DataLoader(..., collate_fn=collate_batch)``.
+
+    Items by shard kind (L = the row's length, at most ``max_length``): "windows"
+    ``input_ids (L,)`` int64; "table" adds ``labels ()`` (int64 class or float32 value);
+    "annotation" adds ``labels (L,)`` int64; "variants" gives ``ref_input_ids (L,)``,
+    ``alt_input_ids (L,)``, ``variant_offset ()`` and ``labels ()``.
     """
 
     def __init__(self, shard_dir: str | Path | Sequence[str | Path],

@@ -84,6 +84,10 @@ class CharTokenizer:
         unknown: ``"error"`` raises :class:`TokenizationError` on a character outside the
             alphabet, naming its position; ``"replace"`` reads it as ``N`` (nucleic) / ``X``.
 
+    Outputs: :meth:`encode` a ``list[int]`` of length L; :meth:`encode_array` ``(L,)`` uint8;
+    :meth:`batch_encode` / ``__call__`` ``input_ids (B, L)`` and ``attention_mask (B, L)``
+    int64 (1 = real token); :meth:`ngram_ids` ``(B, L) -> (B, len(ngram_sizes), L)`` int64.
+
     Raises:
         ConfigurationError: an impossible argument.
     """
@@ -584,7 +588,7 @@ class RNATokenizer(NucleicAcidTokenizer):
                      add_special_tokens: bool = False, return_tensors: str | None = "pt", *,
                      structures: Iterable[str] | str | None = None) -> dict[str, Any]:
         """As :meth:`CharTokenizer.batch_encode`; with ``structures`` (one dot-bracket string
-        per sequence) also ``"structure_ids"``, aligned with ``input_ids``."""
+        per sequence) also ``"structure_ids" (B, L)`` int64, aligned with ``input_ids``."""
         if structures is None:
             return super().batch_encode(sequences, max_length, padding, truncation,
                                         add_special_tokens, return_tensors)

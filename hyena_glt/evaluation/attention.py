@@ -27,7 +27,12 @@ __all__ = ["AttentionMaps", "AttentionAnalyzer"]
 @dataclass
 class AttentionMaps:
     """Attention weights per attention layer, Hyena impulse responses per Hyena operator,
-    merge boundaries and the attention mask of the tokenized batch."""
+    merge boundaries and the attention mask of the tokenized batch.
+
+    Shapes (numpy): ``attentions[layer] (B, H, K, K)`` float32 (K = patches when merging, else
+    L); ``hyena_filters[operator] (n_filters, d_model, L)`` float32; ``patch_boundaries (B, L)``
+    bool; ``attention_mask (B, L)`` int64.
+    """
 
     attentions: dict[str, np.ndarray] = field(default_factory=dict)
     hyena_filters: dict[str, np.ndarray] = field(default_factory=dict)

@@ -43,7 +43,10 @@ def _check_fit_inputs(sequences: Sequence[str], labels: Sequence[int]) -> np.nda
 
 
 class KmerLogisticRegression:
-    """k-mer count logistic regression (scikit-learn), the simplest baseline worth beating."""
+    """k-mer count logistic regression (scikit-learn), the simplest baseline worth beating.
+
+    ``fit(sequences, labels (N,))`` on strings; ``predict_proba(sequences) -> (N, C)`` float.
+    """
 
     name = "kmer_logreg"
 
@@ -68,10 +71,11 @@ class KmerLogisticRegression:
 
 
 class GenomicBenchmarksCNN(nn.Module):
-    """``input_ids (B, L) -> logits (B, num_classes)``; inputs are padded/cropped to ``length``.
+    """``input_ids (B, length)`` int64 -> ``logits (B, num_classes)`` float.
 
     As in the Genomic Benchmarks baseline, the dense layer's width depends on the input
-    length, so the network is built for one length.
+    length, so the network is built for one length: pad or crop to ``length`` first (as
+    :class:`CNNBaseline` does).
     """
 
     def __init__(self, vocab_size: int, length: int, num_classes: int = 2,
@@ -96,12 +100,17 @@ class GenomicBenchmarksCNN(nn.Module):
                                         nn.Linear(512, num_classes))
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, length)`` ids -> ``(B, num_classes)`` logits."""
         x = self.embedding(input_ids).transpose(1, 2)  # (B, E, L)
         return self.classifier(self.convs(x))
 
 
 class CNNBaseline:
-    """Tokenize with :class:`DNATokenizer`, train :class:`GenomicBenchmarksCNN` with Adam."""
+    """Tokenize with :class:`DNATokenizer`, train :class:`GenomicBenchmarksCNN` with Adam.
+
+    ``fit(sequences, labels (N,))`` pads/crops every sequence to ``length`` (default: the
+    longest training sequence); ``predict_proba(sequences) -> (N, C)`` float32.
+    """
 
     name = "cnn"
 

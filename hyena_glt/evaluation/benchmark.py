@@ -61,8 +61,8 @@ RESULT_COLUMNS = ["model", "dataset", "metric", "value", "n_parameters", "size_b
 
 @dataclass
 class LabelledSequences:
-    """Sequences (as text) with class ids, the class names and the tokenizer they were read with.
-    """
+    """Sequences (as text) with ``labels (N,)`` int64 class ids, the class names and the
+    tokenizer they were read with."""
 
     sequences: list[str]
     labels: np.ndarray
@@ -156,7 +156,9 @@ def _task_name(data: str | Path) -> str:
 class BenchmarkTask:
     """A classification data set in a train and a test part, shared by every model.
 
-    ``train_sequences`` is empty for a test-only task (models that need ``fit`` refuse it).
+    Sequences are strings; ``train_labels`` and ``test_labels`` are ``(N,)`` int64 class ids
+    (N = that part's number of sequences). ``train_sequences`` is empty for a test-only task
+    (models that need ``fit`` refuse it).
     """
 
     name: str
@@ -272,7 +274,8 @@ class ModelBenchmark:
         batch_size: sequences per call for the latency measurement.
         latency_repeats: timed calls after the warm-up (the median is reported).
 
-    After :meth:`run`, ``predictions`` maps ``(model, dataset)`` to ``(probs, targets)``.
+    After :meth:`run`, ``predictions`` maps ``(model, dataset)`` to ``(probs (N, C) float,
+    targets (N,) int64)``.
     """
 
     def __init__(self, models: Mapping[str, Any] | Sequence[Any],

@@ -231,6 +231,11 @@ def _ngram_counts(tokens: list, n: int) -> Counter:
 class GenomicMetrics:
     """Metric families for Hyena-GLT tasks; every method returns a flat JSON-ready dict.
 
+    Inputs (arrays, tensors or lists): classification ``(N, C)`` scores or ``(N,)`` against
+    ``(N,)`` int labels; token classification ``(B, L, C)`` or ``(B, L)`` against ``(B, L)``;
+    regression ``(N,)`` or ``(N, K)``; language model ``(B, L, V)`` logits against ``(B, L)``
+    ids; sequence metrics take lists of strings or id sequences.
+
     Args:
         ignore_index: target value marking positions to skip in token-level metrics (-100, as in
             PyTorch's cross-entropy).

@@ -17,7 +17,7 @@ __all__ = ["MLP", "HyenaBlock", "AttentionBlock"]
 
 
 class MLP(nn.Module):
-    """Position-wise ``Linear -> GELU -> Linear`` with a 4x expansion."""
+    """Position-wise ``Linear -> GELU -> Linear`` with a 4x expansion: ``(..., d) -> (..., d)``."""
 
     def __init__(self, d_model: int, expansion: int = 4, dropout: float = 0.0) -> None:
         super().__init__()

@@ -40,6 +40,7 @@ class HashNGramEmbedding(nn.Module):
             nn.init.normal_(self.ngram.weight, std=0.02)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``input_ids (B, L)`` int64 character ids -> ``(B, L, d_model)`` float embeddings."""
         x = self.token(input_ids)
         for n in self.ngram_sizes:  # loop over n-gram sizes, never positions
             x = x + self.ngram(hash_ngrams(input_ids, n, self.ngram.num_embeddings))

@@ -18,7 +18,10 @@ __all__ = ["Sin", "PositionalEmbedding", "ExponentialModulation", "ImplicitFilte
 
 
 class Sin(nn.Module):
-    """``sin(w * x)`` with a learnable per-feature frequency ``w`` (HyenaDNA's ``Sin``)."""
+    """``sin(w * x)`` with a learnable per-feature frequency ``w`` (HyenaDNA's ``Sin``).
+
+    Element-wise: ``(..., dim) -> (..., dim)``.
+    """
 
     def __init__(self, dim: int, w: float = 1.0) -> None:
         super().__init__()
@@ -29,7 +32,8 @@ class Sin(nn.Module):
 
 
 class PositionalEmbedding(nn.Module):
-    """``(L,) positions -> (L, emb_dim)``: normalised time ``t`` plus ``bands`` cos/sin pairs.
+    """``length -> (L, emb_dim)`` features of positions ``0..L-1``: normalised time ``t`` plus
+    ``bands`` cos/sin pairs.
 
     As in HyenaDNA, time is ``k / (l_max - 1)`` and frequencies are ``f * 2 pi k / l_max``, so
     positions past ``l_max`` continue the same functions instead of failing.
@@ -52,7 +56,10 @@ class PositionalEmbedding(nn.Module):
 
 
 class ExponentialModulation(nn.Module):
-    """``h(t) exp(-|delta_c| t)``: channel c decays to ``target`` between 0.3 and 1.5 l_max."""
+    """``h(t) exp(-|delta_c| t)``: channel c decays to ``target`` between 0.3 and 1.5 l_max.
+
+    ``t (L, 1)``, ``h (L, channels) -> (L, channels)``.
+    """
 
     def __init__(self, channels: int, fast_decay_pct: float = 0.3, slow_decay_pct: float = 1.5,
                  target: float = 1e-2, shift: float = 0.0) -> None:
@@ -92,6 +99,7 @@ class ImplicitFilter(nn.Module):
         self.modulation = ExponentialModulation(channels * n_filters)
 
     def forward(self, length: int) -> torch.Tensor:
+        """``length`` -> float32 filters ``(n_filters, channels, length)``."""
         # float32 even under autocast: bf16 cannot represent positions or sines over long L.
         with torch.autocast(device_type=self.modulation.deltas.device.type, enabled=False):
             z, t = self.pos_emb(length)

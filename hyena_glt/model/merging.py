@@ -247,6 +247,8 @@ class HyenaDynamicLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 input_ids: torch.Tensor | None = None) -> DynamicLayerOutput:
+        """``x (B, L, d)``, ``attention_mask (B, L)``, ``input_ids (B, L)`` (targets of the
+        entropy model's auxiliary loss) -> :class:`DynamicLayerOutput`."""
         local, _ = self.local(x, attention_mask)
         merged = self.merge(local, attention_mask, input_ids)
         patch_states, _ = self.global_block(merged.patches, merged.patch_mask)

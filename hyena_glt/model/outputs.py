@@ -19,6 +19,13 @@ __all__ = ["HyenaGLTOutput", "SequenceClassifierOutput", "TokenClassifierOutput"
 
 @dataclass
 class HyenaGLTOutput:
+    """What the backbone returns: ``last_hidden_state (B, L, d_model)`` float, always per position.
+
+    Optional (requested or merging on): ``hidden_states`` and ``attentions`` tuples (shapes in
+    the module docstring), ``patch_boundaries (B, L)`` bool, ``num_patches (B,)`` int64,
+    ``aux_loss`` a scalar ``()``.
+    """
+
     last_hidden_state: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
@@ -29,6 +36,8 @@ class HyenaGLTOutput:
 
 @dataclass
 class _TaskOutput:
+    """Fields shared by the task outputs: ``loss ()`` (only with labels), then ``logits``."""
+
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None

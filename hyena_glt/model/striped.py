@@ -23,7 +23,8 @@ def default_attention_layers(n_layers: int) -> tuple[int, ...]:
 
 
 class StrippedHyenaOperator(nn.Module):
-    """A stack of Hyena blocks with attention blocks at ``attention_layers``.
+    """A stack of Hyena blocks with attention blocks at ``attention_layers``:
+    ``x (B, L, d_model), attention_mask (B, L) -> (B, L, d_model)``.
 
     (The API spells it "Stripped"; :data:`StripedHyenaOperator` is the same class.)
 

@@ -132,7 +132,8 @@ class KnowledgeDistiller:
                 validation_dataloader: Iterable[dict[str, Any]] | None = None) -> nn.Module:
         """Train ``student`` (in place) to match ``teacher`` on ``train_dataloader``.
 
-        Batches need ``input_ids``, ``attention_mask`` and ``labels`` (the task loss).
+        Batches need ``input_ids (B, L)``, ``attention_mask (B, L)`` and ``labels`` (the task
+        loss; e.g. ``(B,)`` classes); teacher and student logits must have the same shape.
         With ``validation_dataloader``, a teacher-vs-student :class:`CompressionReport` (with
         the KL to the teacher) is logged and kept as ``self.report``. Returns the student in
         eval mode.

@@ -127,7 +127,8 @@ class ModelPruner:
         Args:
             model: a model whose ``forward(input_ids, attention_mask, labels)`` returns
                 ``.loss`` (needed only when fine-tuning).
-            train_dataloader: batches for the fine-tuning steps (``fine_tune_steps > 0``).
+            train_dataloader: batches for the fine-tuning steps (``fine_tune_steps > 0``):
+                ``input_ids (B, L)``, ``attention_mask (B, L)``, ``labels``.
             validation_dataloader: if given, measure and log a :class:`CompressionReport`
                 (kept as ``self.report``, with the reached sparsity).
 

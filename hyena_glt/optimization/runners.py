@@ -68,6 +68,9 @@ class DeployedModel:
         raise NotImplementedError
 
     def __call__(self, input_ids: Any, attention_mask: Any = None) -> torch.Tensor:
+        """``input_ids (B, L)`` int64 with L <= ``sequence_length``, ``attention_mask (B, L)``
+        (default all ones) -> float logits ``(B, C)``, or ``(B, L, C)`` for per-position
+        models (the padding to the exported length is removed again)."""
         ids = np.asarray(input_ids, dtype=np.int64)
         mask = (np.ones_like(ids) if attention_mask is None
                 else np.asarray(attention_mask, dtype=np.int64))

@@ -129,7 +129,8 @@ class MultiTaskLearner:
         """Train every task; return the latest metrics and the history.
 
         Args:
-            datasets: one map-style training set per task (list in task order or by name).
+            datasets: one map-style training set per task (list in task order or by name),
+                items as for :class:`HyenaGLTTrainer` (``input_ids (L,)``, ``labels``).
             val_datasets: optional, same layout; evaluated at the end per task.
             config: training hyper-parameters; default the first model's config. Without
                 ``num_steps``, one epoch is as many steps as all tasks have batches.

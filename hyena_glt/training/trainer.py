@@ -78,7 +78,9 @@ class HyenaGLTTrainer:
             process), ``num_epochs``, ``weight_decay``, ``warmup_steps``, ``max_grad_norm``,
             ``gradient_accumulation_steps``, ``seed``); default ``model.config``.
         train_dataset, val_dataset: map-style datasets or streams (``ShardDataset``) of item
-            dicts (``input_ids``, optional ``labels``).
+            dicts: ``input_ids (L,)`` int64, optional ``attention_mask (L,)`` and ``labels``
+            (``()`` class/value or ``(L,)`` per base); batches are cropped to the stage length
+            and padded to ``(B, L)`` by ``collate_batch``.
         tokenizer: saved as ``tokenizer.json`` with the model.
         output_dir: the run directory (layout in the module docstring).
         curriculum: a :class:`CurriculumLearner`; default one stage of ``config.num_epochs``.
