@@ -175,6 +175,10 @@ def test_classifier_starts_from_a_causal_lm_backbone(tmp_path):
     assert torch.equal(other.backbone.embeddings.token.weight, lm.backbone.embeddings.token.weight)
     bare = HyenaGLTModel.from_pretrained(tmp_path / "lm", backbone_only=True)
     assert torch.equal(bare.final_norm.weight, lm.backbone.final_norm.weight)
+    unmerged = HyenaGLTForTokenClassification.from_pretrained(
+        tmp_path / "lm", backbone_only=True, use_dynamic_merging=False)  # strict, no merging
+    assert unmerged.backbone.merging is None
+    assert torch.equal(unmerged.backbone.final_norm.weight, lm.backbone.final_norm.weight)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -99,7 +99,11 @@ def _load_backbone_state(model: ModelT, state: dict[str, torch.Tensor], source: 
 
 
 class HyenaGLTPreTrainedModel(nn.Module):
-    """Base of all Hyena-GLT models: holds the config; save/load; parameter count."""
+    """Base of all Hyena-GLT models: holds the config; save/load; parameter count.
+
+    Subclasses take ``input_ids (B, L)`` int64 and ``attention_mask (B, L)`` (1 = real token)
+    and return an output dataclass (:mod:`hyena_glt.model.outputs`).
+    """
 
     def __init__(self, config: HyenaGLTConfig) -> None:
         super().__init__()
@@ -158,6 +162,9 @@ class HyenaGLTPreTrainedModel(nn.Module):
         saved_as = config.extra.get("architecture")
         model = cls(config)
         if backbone_only:
+            if not config.use_dynamic_merging:  # merging turned off: its weights have no home
+                state = {key: value for key, value in state.items()
+                         if not key.removeprefix(_BACKBONE_PREFIX).startswith("merging.")}
             return _load_backbone_state(model, state, str(directory), strict)
         if saved_as is not None and saved_as != cls.__name__:
             raise ModelError(f"{directory} holds a {saved_as}, not a {cls.__name__}; pass "
