@@ -87,7 +87,7 @@ def autocast(enabled: bool = True) -> torch.autocast:
 
 def empty_cache() -> None:
     if DEVICE.type == "cuda":
-        empty_cache()
+        torch.cuda.empty_cache()
 
 
 def bench_blocks(lengths: list[int], repeats: int) -> None:
