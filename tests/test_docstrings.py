@@ -48,16 +48,6 @@ TENSOR_CLASSES = (
     "hyena_glt.optimization.ModelPruner",
 )
 
-#: Classes whose shapes are still missing because their files are being rewritten elsewhere.
-#: The check runs as a strict xfail: once the shapes are in, it passes and the xfail fails,
-#: which is the signal to delete the entry.
-ALLOW_LIST = {
-    # datasets.py's VariantEffectDataset is being changed by the lead (issue 9 hand-off):
-    # its items are ref_input_ids (L,), alt_input_ids (L,), variant_offset (), labels ().
-    "hyena_glt.data.datasets.VariantEffectDataset",
-}
-
-
 def _public_classes() -> dict[str, type]:
     """``{qualified name: class}`` over the packages' and their modules' ``__all__``."""
     found: dict[str, type] = {}
@@ -96,17 +86,10 @@ def _shape_docs(cls: type) -> str:
     return "\n".join(docs)
 
 
-def _shape_params(names: list[str]) -> list:
-    return [pytest.param(name, id=name, marks=pytest.mark.xfail(
-        strict=True, reason="on ALLOW_LIST: shapes pending in a file being rewritten"))
-            if name in ALLOW_LIST else pytest.param(name, id=name) for name in names]
-
-
 def test_every_package_exports_classes():
     assert len(CLASSES) > 60, sorted(CLASSES)
     for dotted in TENSOR_CLASSES:
         assert _resolve(dotted).__module__.startswith("hyena_glt.")
-    assert ALLOW_LIST <= set(CLASSES), "ALLOW_LIST names a class that is no longer public"
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
@@ -119,7 +102,7 @@ MODULES_AND_DATASETS = sorted(name for name, cls in CLASSES.items()
                               if issubclass(cls, nn.Module | Dataset | IterableDataset))
 
 
-@pytest.mark.parametrize("name", _shape_params(MODULES_AND_DATASETS))
+@pytest.mark.parametrize("name", MODULES_AND_DATASETS)
 def test_module_or_dataset_states_shapes(name):
     cls = CLASSES[name]
     docs = "\n".join([_own_docstring(cls)] + [
@@ -128,7 +111,7 @@ def test_module_or_dataset_states_shapes(name):
     assert SHAPE.search(docs), f"{name}: no tensor shape in its docstring or forward/__getitem__"
 
 
-@pytest.mark.parametrize("name", _shape_params(list(TENSOR_CLASSES)))
+@pytest.mark.parametrize("name", sorted(TENSOR_CLASSES))
 def test_tensor_handling_class_states_shapes(name):
     assert SHAPE.search(_shape_docs(_resolve(name))), f"{name}: no shape in its docstrings"
 

@@ -17,6 +17,7 @@ from hyena_glt.model import (
     HyenaGLTForRegression,
     HyenaGLTForSequenceClassification,
     HyenaGLTForTokenClassification,
+    HyenaGLTForVariantEffect,
     HyenaGLTModel,
     RegressionHead,
     SequenceClassificationHead,
@@ -245,3 +246,43 @@ def test_hidden_states_attentions_and_bad_inputs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert model.num_parameters() == sum(p.numel() for p in model.parameters())
+
+
+def variant_pairs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two 40-nt alt windows, each with its own SNV at index 20 in the ref window."""
+    alt = torch.randint(7, 11, (2, 40), generator=torch.Generator().manual_seed(3))
+    ref = alt.clone()
+    ref[:, 20] = 7 + (alt[:, 20] - 7 + 1) % 4  # another base at the variant
+    return ref, alt, torch.tensor([20, 20])
+
+
+def test_variant_effect_model_scores_the_difference_between_ref_and_alt():
+    torch.manual_seed(0)
+    model = HyenaGLTForVariantEffect(tiny_config(num_classes=2)).eval()
+    ref, alt, offset = variant_pairs()
+    with torch.no_grad():
+        logits = model(alt, ref_input_ids=ref, variant_offset=offset).logits
+        no_change = model(alt, ref_input_ids=alt, variant_offset=offset).logits
+        # The same alt window against another reference scores differently: an alt-only
+        # head could not tell these pairs apart.
+        assert logits.shape == (2, 2) and not torch.allclose(logits, no_change, atol=1e-4)
+        # Padding (masked) leaves the score unchanged; an indel's windows differ in length.
+        padded = torch.cat([alt, torch.zeros(2, 8, dtype=torch.long)], 1)
+        mask = (padded != 0).long()
+        same = model(padded, mask, ref_input_ids=ref, variant_offset=offset).logits
+        torch.testing.assert_close(same, logits, rtol=1e-4, atol=1e-5)
+        deletion = model(alt[:, :-1], ref_input_ids=ref, variant_offset=offset).logits
+        assert deletion.shape == (2, 2)
+    with pytest.raises(ModelError, match="reference window"):
+        model(alt)
+
+
+def test_variant_effect_model_with_one_output_regresses_a_score():
+    model = HyenaGLTForVariantEffect(tiny_config(num_classes=1))
+    ref, alt, offset = variant_pairs()
+    scores = torch.tensor([-1.5, 0.2])
+    out = model(alt, ref_input_ids=ref, variant_offset=offset, labels=scores)
+    assert out.logits.shape == (2, 1)
+    expected = torch.nn.functional.mse_loss(out.logits[:, 0], scores)
+    aux = model.config.merge_aux_loss_weight * out.aux_loss
+    torch.testing.assert_close(out.loss, expected + aux)

@@ -15,10 +15,14 @@ from sklearn.metrics import roc_auc_score
 
 from hyena_glt.cli import main
 from hyena_glt.config import HyenaGLTConfig
-from hyena_glt.data.datasets import GenomicDataset, VariantEffectDataset
+from hyena_glt.data.datasets import GenomicDataset, VariantEffectDataset, collate_batch
 from hyena_glt.data.tokenizers import DNATokenizer
 from hyena_glt.errors import ConfigurationError, ModelError
-from hyena_glt.model import HyenaGLTForCausalLM, HyenaGLTForSequenceClassification
+from hyena_glt.model import (
+    HyenaGLTForCausalLM,
+    HyenaGLTForSequenceClassification,
+    HyenaGLTForVariantEffect,
+)
 from hyena_glt.training import (
     FineTuner,
     HyenaGLTTrainer,
@@ -183,23 +187,43 @@ def test_cli_finetunes_a_variant_effect_head_on_held_out_brca1_variants(shared_d
     assert metrics["eval_n_samples"] == len(test) == 400 - len(
         VariantEffectDataset(variants / "train", max_length=None, padding=None))
     assert 0 < labels.sum() < len(labels)  # both classes held out
-    model = HyenaGLTForSequenceClassification.from_pretrained(out).eval()
+    model = HyenaGLTForVariantEffect.from_pretrained(out).eval()
     assert model.config.task_type == "variant_effect" and model.config.num_classes == 2
+    batch = collate_batch([test[i] for i in range(len(test))])
     with torch.no_grad():
-        alt = torch.stack([test[i]["alt_input_ids"] for i in range(len(test))])
-        probability = model(input_ids=alt).logits.float().softmax(-1)[:, 1].numpy()
+        logits = model(input_ids=batch["alt_input_ids"], ref_input_ids=batch["ref_input_ids"],
+                       variant_offset=batch["variant_offset"]).logits
+    probability = logits.float().softmax(-1)[:, 1].numpy()
     assert metrics["eval_auroc"] == pytest.approx(roc_auc_score(labels, probability), abs=1e-6)
 
 
-def test_variant_effect_head_refuses_continuous_scores(shared_data, pretrained, tmp_path):
+@pytest.fixture
+def function_scores(shared_data, tmp_path) -> VariantEffectDataset:
+    """60 BRCA1 SGE variants labelled with their continuous function score (16-nt windows)."""
     from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
 
     variants = variants_from_table(shared_data / SGE, chrom="ref_brca1",
                                    pos_column="pos_in_ref_brca1", label_column="function_score")
-    ingest_variants(list(variants)[:40], shared_data / BRCA1_REFERENCE, tmp_path / "scores",
+    ingest_variants(list(variants)[:60], shared_data / BRCA1_REFERENCE, tmp_path / "scores",
                     window=16)
-    scores = VariantEffectDataset(tmp_path / "scores", max_length=None, padding=None)
-    assert scores.num_classes is None and scores.labels.dtype == np.float32
+    return VariantEffectDataset(tmp_path / "scores", max_length=None, padding=None)
+
+
+def test_variant_effect_class_head_refuses_continuous_scores(function_scores, pretrained,
+                                                             tmp_path):
+    assert function_scores.num_classes is None and function_scores.labels.dtype == np.float32
     finetuner = FineTuner(pretrained, task_type="variant_effect", num_classes=2)
-    with pytest.raises(ConfigurationError, match="continuous.*task_type='regression'"):
-        finetuner.finetune(scores, num_epochs=1, output_dir=tmp_path / "run")
+    with pytest.raises(ConfigurationError, match="continuous.*use num_classes=1"):
+        finetuner.finetune(function_scores, num_epochs=1, output_dir=tmp_path / "run")
+
+
+def test_variant_effect_score_head_regresses_function_scores(function_scores, pretrained,
+                                                            tmp_path):
+    finetuner = FineTuner(pretrained, task_type="variant_effect", num_classes=1, batch_size=20,
+                          backbone_lr=3e-3)
+    model = finetuner.finetune(function_scores, num_epochs=4, output_dir=tmp_path / "run")
+    assert isinstance(model, HyenaGLTForVariantEffect) and model.config.num_classes == 1
+    metrics = finetuner.trainer.evaluate(function_scores)
+    assert {"eval_mse", "eval_spearman_rho", "eval_pearson_r"} <= set(metrics)
+    # Better than the untrained head's output of about 0 (scores centre near -0.3).
+    assert metrics["eval_mse"] < float(np.mean(function_scores.labels ** 2))

@@ -58,7 +58,9 @@ def _run_finetune(args: argparse.Namespace) -> int:
     train = _dataset(args.train, args.task_type, args.max_length)
     val = _dataset(args.val, args.task_type, args.max_length) if args.val else None
     test = _dataset(args.test, args.task_type, args.max_length) if args.test else None
-    num_classes = args.num_classes or getattr(train, "num_classes", None) or 2
+    # Whole-number labels give their class count; a variant score (no classes) one output.
+    num_classes = args.num_classes or getattr(train, "num_classes", None) or (
+        1 if args.task_type == "variant_effect" else 2)
     overrides = config_fields(args)
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
@@ -109,7 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="default: num_epochs of the config")
     parser.add_argument("--num-classes", type=int, default=None, metavar="N",
-                        help="default: the number of labels in the training data")
+                        help="default: the number of labels in the training data (1 for "
+                        "variant_effect scores: a regression)")
     parser.add_argument("--backbone-lr", type=float, default=None, metavar="LR")
     parser.add_argument("--head-lr", type=float, default=None, metavar="LR")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N")

@@ -323,6 +323,11 @@ class VariantEffectDataset(_TokenDataset):
     the first position where the two differ). Windows longer than ``max_length`` are cut to
     ``max_length`` centred on the variant, the same way for both alleles. Rows whose label is
     missing (NaN) are dropped. Labels are long when all are whole numbers, else float.
+
+    Items: ``ref_input_ids (L,)``, ``alt_input_ids (L',)`` int64 (L' differs from L for an
+    indel unless padded), ``variant_offset ()`` int64 (the variant's index in both windows),
+    ``labels ()`` int64 class or float32 score and, with ``padding="max_length"``,
+    ``ref_attention_mask (L,)``/``alt_attention_mask (L,)`` int64 (1 = real base).
     """
 
     def __init__(self, data_path: str | Path, tokenizer: CharTokenizer | None = None,
@@ -392,8 +397,11 @@ class VariantEffectDataset(_TokenDataset):
             "labels": torch.tensor(self.labels[index]),
         }
         if self.padding == "max_length":
-            for key in ("ref_input_ids", "alt_input_ids"):
-                item[key] = _pad(item[key], self.max_length, self.pad_token_id)
+            for allele in ("ref", "alt"):
+                ids = item[f"{allele}_input_ids"]
+                item[f"{allele}_attention_mask"] = _pad(torch.ones(len(ids), dtype=torch.long),
+                                                        self.max_length, 0)
+                item[f"{allele}_input_ids"] = _pad(ids, self.max_length, self.pad_token_id)
         return item
 
 

@@ -8,7 +8,12 @@ from .blocks import AttentionBlock, HyenaBlock
 from .embeddings import HashNGramEmbedding
 from .fftconv import fft_conv
 from .filters import ImplicitFilter
-from .heads import RegressionHead, SequenceClassificationHead, TokenClassificationHead
+from .heads import (
+    RegressionHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+    VariantEffectHead,
+)
 from .hyena import HyenaOperator
 from .merging import DynamicMergingLayer, HyenaDynamicLayer, MergeResult
 from .modeling import (
@@ -16,6 +21,7 @@ from .modeling import (
     HyenaGLTForRegression,
     HyenaGLTForSequenceClassification,
     HyenaGLTForTokenClassification,
+    HyenaGLTForVariantEffect,
     HyenaGLTModel,
 )
 from .outputs import (
@@ -38,12 +44,14 @@ __all__ = [
     "SequenceClassificationHead",
     "TokenClassificationHead",
     "RegressionHead",
+    "VariantEffectHead",
     "HyenaGLTPreTrainedModel",
     "HyenaGLTModel",
     "HyenaGLTForSequenceClassification",
     "HyenaGLTForTokenClassification",
     "HyenaGLTForRegression",
     "HyenaGLTForCausalLM",
+    "HyenaGLTForVariantEffect",
     "HyenaGLTOutput",
     "SequenceClassifierOutput",
     "TokenClassifierOutput",

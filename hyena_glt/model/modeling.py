@@ -17,7 +17,12 @@ from ..config import HyenaGLTConfig
 from ..errors import HyenaGLTWarning, ModelError
 from .blocks import HyenaBlock
 from .embeddings import HashNGramEmbedding
-from .heads import RegressionHead, SequenceClassificationHead, TokenClassificationHead
+from .heads import (
+    RegressionHead,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+    VariantEffectHead,
+)
 from .merging import DynamicMergingLayer
 from .outputs import (
     CausalLMOutput,
@@ -31,7 +36,8 @@ from .reverse_complement import complement_table, flip_positions, reverse_comple
 from .striped import StrippedHyenaOperator
 
 __all__ = ["HyenaGLTModel", "HyenaGLTForSequenceClassification",
-           "HyenaGLTForTokenClassification", "HyenaGLTForRegression", "HyenaGLTForCausalLM"]
+           "HyenaGLTForTokenClassification", "HyenaGLTForRegression", "HyenaGLTForCausalLM",
+           "HyenaGLTForVariantEffect"]
 
 
 class HyenaGLTModel(HyenaGLTPreTrainedModel):
@@ -204,6 +210,73 @@ class HyenaGLTForRegression(_HyenaGLTTaskModel):
                              f"predictions {tuple(logits.shape)} (output_dim="
                              f"{self.config.output_dim})")
         return F.mse_loss(logits.float(), labels)
+
+
+class HyenaGLTForVariantEffect(_HyenaGLTTaskModel):
+    """Variant effect from a reference/alternate pair of windows (supervised).
+
+    Both windows go through the backbone as one batch; :class:`VariantEffectHead` reads the
+    difference of their states at ``variant_offset`` and over the window.
+    ``input_ids (B, L)`` is the alternate window, ``ref_input_ids (B, L')`` the reference one
+    (an indel makes the lengths differ; the shorter is padded), ``variant_offset (B,)`` the
+    variant's index in both -> ``logits (B, num_classes)``. ``num_classes == 1`` makes it a
+    regression of a continuous effect score (MSE on ``labels (B,)``, as Hugging Face does for
+    ``num_labels == 1``); otherwise cross-entropy on class ``labels (B,)``. Reverse-complement
+    averaging (``rc_average``) is not applied.
+    """
+
+    output_class = SequenceClassifierOutput
+    #: Batches must carry the reference window too (see ``training.objectives.model_inputs``).
+    paired_inputs = True
+
+    def __init__(self, config: HyenaGLTConfig) -> None:
+        super().__init__(config)
+        if config.rc_average:
+            warnings.warn("rc_average is ignored by HyenaGLTForVariantEffect", HyenaGLTWarning,
+                          stacklevel=2)
+
+    def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
+        return VariantEffectHead(config.d_model, config.num_classes, config.dropout)
+
+    def _task_loss(self, logits, labels, attention_mask):
+        if self.config.num_classes == 1:
+            return F.mse_loss(logits.float()[:, 0], labels.float())
+        return F.cross_entropy(logits.float(), labels.long())
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, *, ref_input_ids: torch.Tensor | None = None,
+                ref_attention_mask: torch.Tensor | None = None,
+                variant_offset: torch.Tensor | None = None, output_hidden_states: bool = False,
+                output_attentions: bool = False) -> SequenceClassifierOutput:
+        if ref_input_ids is None or variant_offset is None:
+            raise ModelError("HyenaGLTForVariantEffect needs the reference window "
+                             "(ref_input_ids) and the variant's index (variant_offset) besides "
+                             "the alternate window (input_ids)")
+        alt_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        ref_mask = (ref_attention_mask if ref_attention_mask is not None
+                    else torch.ones_like(ref_input_ids))
+        length = max(input_ids.shape[1], ref_input_ids.shape[1])
+        pad = self.config.pad_token_id
+
+        def widen(tensor: torch.Tensor, value: int) -> torch.Tensor:
+            return F.pad(tensor, (0, length - tensor.shape[1]), value=value)
+
+        ids = torch.cat([widen(ref_input_ids, pad), widen(input_ids, pad)])
+        mask = torch.cat([widen(ref_mask, 0), widen(alt_mask, 0)])
+        out = self.backbone(ids, mask, output_hidden_states, output_attentions)
+        ref_states, alt_states = out.last_hidden_state.chunk(2)
+        ref_mask, alt_mask = mask.chunk(2)
+        logits = self.head(ref_states, alt_states, variant_offset, ref_mask, alt_mask)
+        loss = None
+        if labels is not None:
+            loss = self._task_loss(logits, labels, None)
+            if out.aux_loss is not None and self.config.merge_aux_loss_weight > 0:
+                loss = loss + self.config.merge_aux_loss_weight * out.aux_loss
+        return SequenceClassifierOutput(loss=loss, logits=logits,
+                                        hidden_states=out.hidden_states,
+                                        patch_boundaries=out.patch_boundaries,
+                                        num_patches=out.num_patches,
+                                        attentions=out.attentions, aux_loss=out.aux_loss)
 
 
 class HyenaGLTForCausalLM(_HyenaGLTTaskModel):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..evaluation.metrics import TASK_FAMILIES, GenomicMetrics
-from .objectives import IGNORE_INDEX, batch_generator, mask_tokens, model_inputs
+from .objectives import IGNORE_INDEX, batch_generator, is_paired, mask_tokens, model_inputs
 
 __all__ = ["evaluate_model"]
 
@@ -42,7 +42,9 @@ def _language_model(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]
     metrics = GenomicMetrics()
     tokens = cross_entropy = correct = 0.0
     for number, batch in enumerate(batches):
-        input_ids, attention_mask = map(to_device, model_inputs(batch))
+        inputs = model_inputs(batch)
+        input_ids, attention_mask = to_device(inputs["input_ids"]), to_device(
+            inputs["attention_mask"])
         if objective == "masked_lm":
             inputs, targets = mask_tokens(input_ids, attention_mask, batch_generator(0, number))
             with autocast():
@@ -74,10 +76,12 @@ def _supervised(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
     predictions, targets = [], []
     loss_sum, count = 0.0, 0
     for batch in batches:
-        input_ids, attention_mask = map(to_device, model_inputs(batch))
+        inputs = {key: to_device(value) for key, value in
+                  model_inputs(batch, paired=is_paired(model)).items()}
+        attention_mask = inputs["attention_mask"]
         labels = to_device(batch["labels"])
         with autocast():
-            output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+            output = model(**inputs, labels=labels)
         logits = output.logits.float()
         loss_sum += float(output.loss) * len(labels)
         count += len(labels)

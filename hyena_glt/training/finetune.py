@@ -5,9 +5,9 @@
 * ``protein_function``, ``sequence_classification`` -> ``HyenaGLTForSequenceClassification``
 * ``genome_annotation``, ``token_classification`` -> ``HyenaGLTForTokenClassification``
 * ``regression`` -> ``HyenaGLTForRegression``
-* ``variant_effect`` -> ``HyenaGLTForSequenceClassification`` on the alternate-allele window of
-  each ref/alt pair (the variant in its context; see :mod:`.objectives`); for continuous effect
-  scores use ``task_type="regression"`` with the same variant dataset.
+* ``variant_effect`` -> ``HyenaGLTForVariantEffect``: the reference and alternate windows of
+  each pair through the same backbone, scored from the difference of their states (a class
+  head, or with ``num_classes=1`` a continuous effect score such as a function score).
 
 Strategies: ``"full"`` trains everything; ``"head_only"`` freezes the backbone;
 ``"gradual_unfreeze"`` (ULMFiT, Howard & Ruder 2018) trains the head alone in the first epoch,
@@ -32,6 +32,7 @@ from ..model import (
     HyenaGLTForRegression,
     HyenaGLTForSequenceClassification,
     HyenaGLTForTokenClassification,
+    HyenaGLTForVariantEffect,
 )
 from ..model.pretrained import TOKENIZER_NAME
 from .registry import resolve_model
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 TASK_MODELS: dict[str, type[nn.Module]] = {
     "protein_function": HyenaGLTForSequenceClassification,
     "sequence_classification": HyenaGLTForSequenceClassification,
-    "variant_effect": HyenaGLTForSequenceClassification,
+    "variant_effect": HyenaGLTForVariantEffect,
     "genome_annotation": HyenaGLTForTokenClassification,
     "token_classification": HyenaGLTForTokenClassification,
     "regression": HyenaGLTForRegression,
@@ -68,7 +69,8 @@ class FineTuner:
         pretrained_model: a ``save_pretrained`` directory or a registered name
             (:mod:`.registry`), e.g. ``"hyena-glt-base"``.
         task_type: see the module docstring.
-        num_classes: classes of a classification head (ignored for regression).
+        num_classes: classes of a classification head (ignored for regression); for
+            ``variant_effect``, 1 means a continuous effect score (MSE).
         strategy: ``"full"``, ``"head_only"`` or ``"gradual_unfreeze"``.
         backbone_lr, head_lr: learning rates; default the config's ``learning_rate``.
         output_dir: run directory of the trainer (``finetune()`` may override it).
@@ -93,10 +95,11 @@ class FineTuner:
         self.task_type, self.strategy, self.output_dir = task_type, strategy, Path(output_dir)
         overrides = {"task_type": task_type, **config_overrides}
         if TASK_MODELS[task_type] is not HyenaGLTForRegression:
-            if not isinstance(num_classes, int) or num_classes < 2:
+            fewest = 1 if task_type == "variant_effect" else 2
+            if not isinstance(num_classes, int) or num_classes < fewest:
                 raise ConfigurationError(f"num_classes={num_classes!r}: a {task_type} head "
-                                         "needs at least 2 classes (does the training data "
-                                         "hold only one label?)")
+                                         f"needs at least {fewest} classes (does the training "
+                                         "data hold only one label?)")
             overrides["num_classes"] = num_classes
         seed_everything(config_overrides.get("seed", 0))  # the new head's initial weights
         self.model = TASK_MODELS[task_type].from_pretrained(self.source, backbone_only=True,
@@ -133,14 +136,20 @@ class FineTuner:
         score) to class indices, or fail deep inside PyTorch on an index out of range.
         """
         labels = getattr(dataset, "labels", None)
-        if TASK_MODELS[self.task_type] is not HyenaGLTForSequenceClassification or \
-                not isinstance(labels, np.ndarray) or labels.ndim != 1 or not len(labels):
+        model_class = TASK_MODELS[self.task_type]
+        if model_class not in (HyenaGLTForSequenceClassification, HyenaGLTForVariantEffect) \
+                or not isinstance(labels, np.ndarray) or labels.ndim != 1 or not len(labels):
             return
-        if labels.dtype.kind == "f":
+        scores = model_class is HyenaGLTForVariantEffect and self.config.num_classes == 1
+        if labels.dtype.kind == "f" and not scores:
+            remedy = ("num_classes=1" if model_class is HyenaGLTForVariantEffect
+                      else "task_type='regression'")
             raise ConfigurationError(
                 f"task_type={self.task_type!r} trains a classification head, but the training "
-                f"labels are continuous (e.g. {labels[0]:g}); use task_type='regression' for "
-                "scores, or ingest class labels (e.g. 0/1)")
+                f"labels are continuous (e.g. {labels[0]:g}); use {remedy} for scores, or "
+                "ingest class labels (e.g. 0/1)")
+        if scores:
+            return
         if labels.min() < 0 or labels.max() >= self.config.num_classes:
             raise ConfigurationError(
                 f"training labels range over {labels.min()}..{labels.max()}, but the "

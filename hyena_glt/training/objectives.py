@@ -9,9 +9,10 @@
   chosen; of those 80% become ``[MASK]`` (id 4), 10% a random token drawn from the batch's own
   real tokens (so the replacement follows the alphabet in use, DNA or protein) and 10% stay;
   labels are -100 everywhere else.
-* Variant pairs (``ref_input_ids``/``alt_input_ids``, no ``input_ids``) are read as their
-  alternate-allele window: the variant in its genomic context, ref and alt windows being
-  identical elsewhere; the label (class or score) is learned from it.
+* Variant pairs (``ref_input_ids``/``alt_input_ids``, no ``input_ids``) go to a paired model
+  (``paired_inputs``, i.e. ``HyenaGLTForVariantEffect``) as the alternate window plus
+  ``ref_input_ids``, ``ref_attention_mask`` and ``variant_offset``; the label (class or score)
+  is learned from the difference. Language-model objectives read the alternate window.
 
 Random choices (crop offsets, masks) come from a ``torch.Generator`` the trainer seeds per
 micro-batch from (seed, stage, epoch, batch index), so a resumed run draws the same ones.
@@ -29,7 +30,8 @@ from ..data.datasets import collate_batch
 from ..errors import ConfigurationError, TrainingError
 
 __all__ = ["OBJECTIVES", "IGNORE_INDEX", "MASK_TOKEN_ID", "FIRST_RESIDUE_ID", "crop_items",
-           "make_collate", "mask_tokens", "model_inputs", "compute_loss", "batch_generator"]
+           "make_collate", "mask_tokens", "model_inputs", "is_paired", "compute_loss",
+           "batch_generator"]
 
 OBJECTIVES = ("supervised", "causal_lm", "masked_lm")
 IGNORE_INDEX = -100
@@ -100,16 +102,39 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return masked.to(input_ids.device), labels.to(input_ids.device)
 
 
-def model_inputs(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask) of a batch; variant pairs are read as their alt window."""
-    prefix = "" if "input_ids" in batch else "alt_"
-    if f"{prefix}input_ids" not in batch:
+def model_inputs(batch: Mapping[str, torch.Tensor], paired: bool = False
+                 ) -> dict[str, torch.Tensor]:
+    """The model's keyword arguments from a batch: ``input_ids (B, L)``, ``attention_mask``.
+
+    Variant pairs give their alternate window as ``input_ids``; with ``paired`` (a model with
+    ``paired_inputs``) also ``ref_input_ids (B, L')``, ``ref_attention_mask`` and
+    ``variant_offset (B,)``.
+
+    Raises:
+        ConfigurationError: no input ids, or ``paired`` for a batch without ref/alt windows.
+    """
+    pair = "input_ids" not in batch and "alt_input_ids" in batch
+    if "input_ids" not in batch and not pair:
         raise ConfigurationError(f"batch has no 'input_ids' (keys: {sorted(batch)})")
-    input_ids = batch[f"{prefix}input_ids"]
-    attention_mask = batch.get(f"{prefix}attention_mask")
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    return input_ids, attention_mask
+    if paired and not pair:
+        raise ConfigurationError("a paired variant-effect model needs ref/alt windows (a "
+                                 "'variants' shard directory or VariantEffectDataset)")
+    inputs = {}
+    for prefix, name in (("alt_" if pair else "", ""), ("ref_", "ref_")):
+        if prefix == "ref_" and not paired:
+            break
+        ids = batch[f"{prefix}input_ids"]
+        mask = batch.get(f"{prefix}attention_mask")
+        inputs[f"{name}input_ids"] = ids
+        inputs[f"{name}attention_mask"] = torch.ones_like(ids) if mask is None else mask
+    if paired:
+        inputs["variant_offset"] = batch["variant_offset"]
+    return inputs
+
+
+def is_paired(model: nn.Module) -> bool:
+    """Whether ``model`` (or the model inside a DDP wrapper) scores ref/alt pairs."""
+    return bool(getattr(getattr(model, "module", model), "paired_inputs", False))
 
 
 def compute_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], objective: str,
@@ -120,7 +145,13 @@ def compute_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], objective:
         ConfigurationError: unknown objective, or a supervised batch without ``labels``.
         TrainingError: the model returned no loss for labelled input.
     """
-    input_ids, attention_mask = model_inputs(batch)
+    paired = objective == "supervised" and is_paired(model)
+    if objective == "supervised" and not paired and "alt_input_ids" in batch:
+        raise ConfigurationError(f"variant pairs (ref/alt windows) need a paired model, "
+                                 f"task_type='variant_effect' (HyenaGLTForVariantEffect), not "
+                                 f"{type(getattr(model, 'module', model)).__name__}")
+    inputs = model_inputs(batch, paired=paired)
+    input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
     if objective == "supervised":
         if "labels" not in batch:
             raise ConfigurationError("objective 'supervised' needs datasets whose items have "
@@ -130,10 +161,10 @@ def compute_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], objective:
     elif objective == "causal_lm":
         labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
     elif objective == "masked_lm":
-        input_ids, labels = mask_tokens(input_ids, attention_mask, generator)
+        inputs["input_ids"], labels = mask_tokens(input_ids, attention_mask, generator)
     else:
         raise ConfigurationError(f"objective={objective!r}; expected one of {', '.join(OBJECTIVES)}")
-    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    output = model(**inputs, labels=labels)
     if output.loss is None:
         raise TrainingError(f"{type(model).__name__} returned no loss for a labelled batch")
     return output.loss, output

@@ -507,7 +507,7 @@ class HyenaGLTTrainer:
                 loss, _ = compute_loss(self._wrapped, batch, self.objective, generator)
             (loss / stage.gradient_accumulation_steps).backward()
         self._step_loss += float(loss.detach())
-        self._step_tokens += int(model_inputs(batch)[1].sum())
+        self._step_tokens += int(model_inputs(batch)["attention_mask"].sum())
 
     def _optimizer_step(self, stage: CurriculumStage, next_batch: int, micro_batches: int,
                         bar: Progress) -> str | None:
