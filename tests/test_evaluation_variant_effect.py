@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy import stats
+from sklearn.metrics import roc_auc_score
 
 from hyena_glt.cli import main
 from hyena_glt.config import HyenaGLTConfig
@@ -26,8 +27,9 @@ from hyena_glt.evaluation import (
     position_group_folds,
     score_variants,
 )
+from hyena_glt.evaluation.variant_effect import predict_variant_effects
 from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
-from hyena_glt.model import HyenaGLTForCausalLM
+from hyena_glt.model import HyenaGLTForCausalLM, HyenaGLTForVariantEffect
 
 WINDOW = 32
 SGE_COLUMNS = {"chrom": "ref_brca1", "pos_column": "pos_in_ref_brca1", "ref_column": "ref",
@@ -167,4 +169,32 @@ def test_cli_score_variants_and_evaluate(lm, variant_shards, scores, tmp_path):
     # A bad shard directory is one clear error, exit code 2, nothing written.
     assert main(["score-variants", "--model", str(model_dir), "--variants",
                  str(tmp_path / "missing"), "--out", str(tmp_path / "x.csv")]) == 2
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_cli_evaluates_a_fine_tuned_pair_model_beside_the_zero_shot_lm(lm, variant_shards,
+                                                                       tmp_path):
+    """One tidy table: the paired head's classification metrics (its AUROC recomputed from its
+    own probabilities) and the LM's zero-shot metrics, each under its --model name."""
+    torch.manual_seed(0)
+    pair_model = HyenaGLTForVariantEffect(lm.config.replace(
+        task_type="variant_effect", num_classes=2)).eval()
+    pair_dir = pair_model.save_pretrained(tmp_path / "pair")
+    lm_dir = lm.save_pretrained(tmp_path / "lm")
+    out = tmp_path / "results.csv"
+    assert main(["evaluate", "--model", f"finetuned={pair_dir}", "--model",
+                 f"zero_shot_lm={lm_dir}", "--data", str(variant_shards), "--out", str(out),
+                 "--dataset", "brca1", "--folds", "3", "--bin-size", "500"]) == 0
+    table = pd.read_csv(out)
+    metrics = {model: rows.set_index("metric")["value"]
+               for model, rows in table.groupby("model")}
+    assert set(metrics) == {"finetuned", "zero_shot_lm"} and set(table["dataset"]) == {"brca1"}
+    probabilities, labels = predict_variant_effects(pair_model, variant_shards)
+    assert probabilities.shape == (30, 2) and metrics["finetuned"]["n_variants"] == 30
+    assert metrics["finetuned"]["auroc"] == pytest.approx(
+        roc_auc_score(labels, probabilities[:, 1]))
+    assert "zero_shot_auroc" in metrics["zero_shot_lm"]
+    # Two models sharing a name are refused before anything is written.
+    assert main(["evaluate", "--model", f"a={lm_dir}", "--model", f"a={pair_dir}", "--data",
+                 str(variant_shards), "--out", str(tmp_path / "x.csv")]) == 2
     assert not (tmp_path / "x.csv").exists()

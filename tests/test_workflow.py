@@ -136,14 +136,15 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
     genomes = (REPO / "config" / "genomes.tsv").read_text().splitlines()[1:]
     assert len(genomes) == 3
     # promoters (sequence): fine-tuned, compressed 4 ways, benchmarked beside the baselines;
-    # chloroplast_cds (token): fine-tuned, evaluated; brca1_lof (variants): scored zero-shot.
+    # chloroplast_cds (token): fine-tuned, evaluated; brca1_lof (variants): a paired head
+    # fine-tuned on 256-nt windows, evaluated beside the pretrained LM's zero-shot score.
     assert job_counts(result.stdout) == {
         "ingest_genome": 3,
         "ingest_sequence_task": 1,
         "ingest_annotation_task": 1,
         "ingest_variant_task": 1,
         "pretrain": 1,
-        "finetune": 2,
+        "finetune": 3,
         "quantize": 1,
         "prune": 1,
         "distill": 1,
@@ -152,7 +153,7 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
         "evaluate": 2,
         "report": 1,
         "all": 1,
-        "total": 18,
+        "total": 19,
     }
     # The local profile was used: it prints every shell command.
     assert "Using workflow specific profile profiles/default" in result.stderr
@@ -160,6 +161,13 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
     (pretrain,) = shell_commands(result.stdout, "pretrain")
     train, held_out = pretrain.split(" --data ")[1].split(" --val-data ")
     assert "genomes/sars_cov_2" in held_out.split(" --")[0] and "sars_cov_2" not in train
+    (variant_finetune,) = [command for command in shell_commands(result.stdout, "finetune")
+                           if "--task-type variant_effect" in command]
+    assert "--max-length 256" in variant_finetune
+    (variant_evaluate,) = [command for command in shell_commands(result.stdout, "evaluate")
+                           if "brca1_lof" in command]
+    assert "--model=finetuned=results/models/finetuned/brca1_lof" in variant_evaluate
+    assert "--model=zero_shot_lm=results/models/pretrained" in variant_evaluate
 
 
 def test_training_jobs_ask_for_gpus_and_run_under_torchrun_with_more_than_one(tmp_path):
@@ -470,6 +478,9 @@ def test_the_whole_chain_runs_locally_on_a_tiny_config(tmp_path):
 
     table = pd.read_parquet(tmp_path / "results" / "evaluate" / "promoters" / "results.parquet")
     assert {"finetuned", "quantized", "onnx", "kmer_baseline"} <= set(table["model"].tolist())
+    variants = pd.read_parquet(tmp_path / "results" / "evaluate" / "brca1_lof" / "results.parquet")
+    metrics = set(zip(variants["model"], variants["metric"], strict=True))
+    assert {("finetuned", "auroc"), ("zero_shot_lm", "zero_shot_auroc")} <= metrics
     assert (tmp_path / "results" / "models" / "pretrained" / "metrics.jsonl").is_file()
     again = run_snakemake("--dry-run", *in_tmp)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -61,13 +61,13 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run_score)
 
 
-def _scores(args: argparse.Namespace):
+def _scores(args: argparse.Namespace, model_dir: Path, variants: Path):
     apply_threads(args)
     from ..evaluation.variant_effect import score_variants
     from ..model import HyenaGLTForCausalLM
 
-    model = HyenaGLTForCausalLM.from_pretrained(args.model)
-    return score_variants(model, args.variants, batch_size=args.batch_size,
+    model = HyenaGLTForCausalLM.from_pretrained(model_dir)
+    return score_variants(model, variants, batch_size=args.batch_size,
                           strand_average=args.strand_average, reduction=args.reduction)
 
 
@@ -78,7 +78,7 @@ def _save_table(frame, path: Path) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    frame = _scores(args)
+    frame = _scores(args, args.model, args.variants)
     _save_table(frame, args.out)
     logger.info("wrote %d variant scores to %s", len(frame), args.out)
     return 0
@@ -86,17 +86,20 @@ def _run_score(args: argparse.Namespace) -> int:
 
 def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="metrics of a model on a data set -> tidy table or JSON",
-        description="A 'variants' shard directory is scored zero-shot with a causal LM and "
-        "evaluated (AUROC of the damaging label, Spearman against --function-score-column) "
-        "overall and over folds grouped by position bin; an 'annotation' shard directory is "
+        "evaluate", help="metrics of models on a data set -> tidy table or JSON",
+        description="A 'variants' shard directory is scored by a fine-tuned variant-effect "
+        "model (HyenaGLTForVariantEffect: classification or regression metrics), or zero-shot "
+        "with a causal LM and evaluated (AUROC of the damaging label, Spearman against "
+        "--function-score-column) overall and over folds grouped by position bin; an "
+        "'annotation' shard directory is "
         "scored per base with a token classifier (accuracy, F1, MCC over real bases); a 'table' "
         "shard directory or CSV/TSV/Parquet with sequence,label is classified with a sequence "
         "classifier, or, with real-valued labels, scored with a regressor (MSE, R², Spearman). "
         "The model directory may be fine-tuned, compressed or an ONNX export. --out ending in .parquet/.csv/.tsv: rows model,dataset,metric,value; "
         "anything else: a JSON object of all metrics.")
-    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
-                        help="model directory")
+    parser.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
+                        help="model directory, labelled NAME in the table (default: --name or "
+                        "the directory's name); repeat to evaluate several models")
     parser.add_argument("--data", type=Path, required=True, metavar="DATA",
                         help="variants/annotation/table shard directory, or CSV/TSV/Parquet "
                         "with sequence,label")
@@ -120,7 +123,7 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scores-out", type=Path, default=None,
                         help="variants: also write the per-variant score table here")
     add_threads_option(parser)
-    parser.set_defaults(func=_run_evaluate, variants=None)
+    parser.set_defaults(func=_run_evaluate)
 
 
 def _data_kind(path: Path) -> str:
@@ -130,7 +133,7 @@ def _data_kind(path: Path) -> str:
     return read_manifest(path)["kind"] if path.is_dir() else "table"
 
 
-def _evaluate_table(args: argparse.Namespace) -> dict:
+def _evaluate_table(args: argparse.Namespace, model_dir: Path) -> dict:
     """Sequence classification, or regression when the labels are real values."""
     from ..data.datasets import GenomicDataset
     from ..evaluation.benchmark import complete_label_names, read_labelled_sequences
@@ -141,51 +144,80 @@ def _evaluate_table(args: argparse.Namespace) -> dict:
     if dataset.labels is not None and dataset.label2id is None:
         from ..evaluation.regression import evaluate_regressor
 
-        model = load_model(args.model, "HyenaGLTForRegression")
+        model = load_model(model_dir, "HyenaGLTForRegression")
         return evaluate_regressor(model, args.data, args.batch_size, args.max_length)
     data = read_labelled_sequences(dataset)
-    classifier = load_classifier(args.model, data.tokenizer, args.max_length, args.batch_size)
+    classifier = load_classifier(model_dir, data.tokenizer, args.max_length, args.batch_size)
     probs = classifier.predict_proba(data.sequences)
     return GenomicMetrics().compute_all(
         probs, data.labels, "sequence_classification",
         label_names=complete_label_names(data.label_names, probs.shape[1]))
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
+def _evaluate_model(args: argparse.Namespace, model_dir: Path, kind: str) -> dict:
+    """All metrics of one model on ``args.data`` (a shard directory of ``kind`` or a table)."""
     from ..errors import DataError
+    from ..evaluation.models import load_model
 
-    apply_threads(args)
-    kind = _data_kind(args.data)
     if kind == "variants":
-        from ..evaluation.variant_effect import evaluate_variant_scores
+        from ..evaluation import variant_effect
 
-        args.variants = args.data
-        frame = _scores(args)
+        if _architecture(model_dir) == "HyenaGLTForVariantEffect":
+            return variant_effect.evaluate_variant_model(load_model(model_dir), args.data,
+                                                         args.batch_size)
+        frame = _scores(args, model_dir, args.data)
         if args.scores_out is not None:
             _save_table(frame, args.scores_out)
-        metrics = evaluate_variant_scores(frame, function_score_column=args.function_score_column,
-                                          n_splits=args.folds, bin_size=args.bin_size)
-    elif kind == "annotation":
+        return variant_effect.evaluate_variant_scores(
+            frame, function_score_column=args.function_score_column, n_splits=args.folds,
+            bin_size=args.bin_size)
+    if kind == "annotation":
         from ..evaluation.annotation import evaluate_token_classifier
-        from ..evaluation.models import load_model
 
-        model = load_model(args.model, "HyenaGLTForTokenClassification")
-        metrics = evaluate_token_classifier(model, args.data, args.batch_size, args.max_length)
-    elif kind == "table":
-        metrics = _evaluate_table(args)
-    else:
-        raise DataError(f"cannot evaluate a {kind!r} shard directory; expected variants, "
-                        "annotation or table", path=str(args.data))
+        model = load_model(model_dir, "HyenaGLTForTokenClassification")
+        return evaluate_token_classifier(model, args.data, args.batch_size, args.max_length)
+    if kind == "table":
+        return _evaluate_table(args, model_dir)
+    raise DataError(f"cannot evaluate a {kind!r} shard directory; expected variants, "
+                    "annotation or table", path=str(args.data))
+
+
+def _architecture(model_dir: Path) -> str | None:
+    """The model class a torch model directory records (None for ONNX exports)."""
+    config = model_dir / "config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("extra", {}).get("architecture")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    apply_threads(args)
+    kind = _data_kind(args.data)
+    specs = [spec.partition("=") for spec in args.model]
+    models = {name if sep else (args.name if len(specs) == 1 and args.name else
+                                Path(name).name): Path(directory if sep else name)
+              for name, sep, directory in specs}
+    if len(models) != len(specs):
+        raise ConfigurationError(f"--model: two models share a name ({', '.join(args.model)})")
+    if args.scores_out is not None and len(models) > 1:
+        raise ConfigurationError("--scores-out needs a single --model")
+    metrics = {name: _evaluate_model(args, directory, kind)
+               for name, directory in models.items()}
     if args.out.suffix in TABLE_SUFFIXES:
+        import pandas as pd
+
         from ..evaluation.benchmark import tidy_metrics
 
-        name = args.name or args.model.name
         dataset = args.dataset or args.data.name.split(".")[0]
-        _save_table(tidy_metrics(metrics, name, dataset), args.out)
+        _save_table(pd.concat([tidy_metrics(values, name, dataset)
+                               for name, values in metrics.items()], ignore_index=True),
+                    args.out)
     else:
-        _write_json(metrics, args.out)
-    logger.info("wrote %s: %s", args.out, {k: v for k, v in metrics.items()
-                                            if "auroc" in k and "/" not in k or k == "accuracy"})
+        _write_json(next(iter(metrics.values())) if len(metrics) == 1 else metrics, args.out)
+    for name, values in metrics.items():
+        logger.info("%s: %s", name, {k: v for k, v in values.items()
+                                     if "auroc" in k and "/" not in k or k == "accuracy"})
+    logger.info("wrote %s", args.out)
     return 0
 
 

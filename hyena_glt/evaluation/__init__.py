@@ -21,6 +21,7 @@ from hyena_glt.evaluation.regression import evaluate_regressor
 from hyena_glt.evaluation.report import PerformanceAnalyzer
 from hyena_glt.evaluation.variant_effect import (
     delta_log_likelihood,
+    evaluate_variant_model,
     evaluate_variant_scores,
     position_group_folds,
     score_variants,
@@ -33,6 +34,7 @@ __all__ = [
     "TorchSequenceClassifier",
     "OnnxSequenceClassifier",
     "load_model",
+    "evaluate_variant_model",
     "load_classifier",
     "read_labelled_sequences",
     "save_results",

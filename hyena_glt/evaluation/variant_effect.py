@@ -13,6 +13,9 @@ The folds group variants by position bin (:func:`position_group_folds`), so neig
 variants — which share almost all of their window — never straddle train and test; the
 supervised read-out (a logistic regression on the strand scores) is fitted on the train folds
 only and scored out of fold.
+
+A fine-tuned paired model (:class:`~hyena_glt.model.HyenaGLTForVariantEffect`) is scored on
+held-out variants by :func:`evaluate_variant_model`.
 """
 
 from __future__ import annotations
@@ -31,13 +34,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
 
+from hyena_glt.data.datasets import VariantEffectDataset, collate_batch
 from hyena_glt.data.shards import read_manifest, read_table
 from hyena_glt.errors import ConfigurationError, DataError
+from hyena_glt.evaluation.metrics import GenomicMetrics
 from hyena_glt.ingest.vcf import position_bins
 from hyena_glt.progress import progress
 
 __all__ = ["delta_log_likelihood", "score_variants", "position_group_folds",
-           "evaluate_variant_scores", "VARIANT_COLUMNS"]
+           "evaluate_variant_scores", "predict_variant_effects", "evaluate_variant_model",
+           "VARIANT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,3 +221,38 @@ def evaluate_variant_scores(scores: pd.DataFrame, label_column: str = "label",
     scored = np.isfinite(out_of_fold)
     results["supervised_auroc"] = _auroc(damaging[scored], out_of_fold[scored])
     return results
+
+
+@torch.no_grad()
+def predict_variant_effects(model: torch.nn.Module, variants: str | Path,
+                            batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs of a fine-tuned :class:`~hyena_glt.model.HyenaGLTForVariantEffect` on a
+    ``variants`` shard directory: ``(N, C)`` class probabilities (``(N,)`` scores when
+    ``num_classes == 1``) and the ``(N,)`` labels, for the rows that have a label."""
+    dataset = VariantEffectDataset(variants, max_length=None, padding=None)
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in progress(range(0, len(dataset), batch_size), desc="variant pairs"):
+        batch = collate_batch([dataset[i] for i in range(start, min(start + batch_size,
+                                                                    len(dataset)))])
+        batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        logits = model(batch["alt_input_ids"], batch["alt_attention_mask"],
+                       ref_input_ids=batch["ref_input_ids"],
+                       ref_attention_mask=batch["ref_attention_mask"],
+                       variant_offset=batch["variant_offset"]).logits.float()
+        outputs.append((logits[:, 0] if logits.shape[1] == 1 else logits.softmax(-1)).cpu())
+    predictions = torch.cat(outputs).numpy() if outputs else np.zeros((0,))
+    return predictions, dataset.labels
+
+
+def evaluate_variant_model(model: torch.nn.Module, variants: str | Path,
+                           batch_size: int = 32) -> dict[str, Any]:
+    """Metrics of a fine-tuned variant-effect model on held-out variants: classification
+    (accuracy, F1, AUROC, ...) for a class head, regression (MSE, Spearman, ...) for a score
+    head, plus ``n_variants``."""
+    predictions, labels = predict_variant_effects(model, variants, batch_size)
+    if not len(labels):
+        raise DataError("no labelled variants to evaluate", path=str(variants))
+    task = "regression" if predictions.ndim == 1 else "sequence_classification"
+    return {"n_variants": len(labels), **GenomicMetrics().compute_all(predictions, labels, task)}

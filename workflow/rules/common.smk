@@ -210,16 +210,11 @@ def variant_source_arguments(wildcards, input):
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 
 
-def task_is_finetuned(task):
-    """Variant tasks are scored zero-shot by the pretrained LM; every other task is fine-tuned."""
-    return TASKS.loc[task, "type"] != "variant_effect"
-
-
 def needs_pretraining():
-    """Pretraining runs when a fine-tuning starts from it or a variant task is scored by it."""
-    finetuned = any(task_is_finetuned(task) for task in TASKS.index)
+    """Pretraining runs when fine-tuning starts from it or a variant task is scored by it
+    zero-shot (variant tasks are also fine-tuned, with a paired ref/alt head)."""
     return bool(tasks_of_type("variant_effect")) or (
-        finetuned and not config["finetune"]["pretrained"]
+        len(TASKS.index) > 0 and not config["finetune"]["pretrained"]
     )
 
 
@@ -343,6 +338,15 @@ def model_arguments(wildcards, input):
     return quoted(f"--model={name}={input[name]}" for name in names)
 
 
+def evaluated_models(wildcards):
+    """Models evaluated on a task's test part, by name. The fine-tuned model always; for
+    variant tasks also the pretrained LM (zero-shot Δ log-likelihood)."""
+    models = {"finetuned": finetuned_model(wildcards.task)}
+    if TASKS.loc[wildcards.task, "type"] == "variant_effect":
+        models["zero_shot_lm"] = PRETRAINED
+    return models
+
+
 def report_inputs(wildcards):
     tasks = list(TASKS.index)
     sequence_tasks = tasks_of_type("sequence_classification")
@@ -351,7 +355,7 @@ def report_inputs(wildcards):
         "predictions": [
             f"results/evaluate/{task}/predictions.parquet" for task in sequence_tasks
         ],
-        "models": [finetuned_model(task) for task in tasks if task_is_finetuned(task)]
+        "models": [finetuned_model(task) for task in tasks]
         + ([PRETRAINED] if needs_pretraining() else []),
         "compressed": [
             path for task in sequence_tasks for path in compressed_models(task).values()

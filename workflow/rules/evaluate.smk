@@ -2,7 +2,8 @@
 # (model, dataset, metric, value) per task. Sequence classifiers are benchmarked beside the
 # baselines, fit on the same train part, with latency, throughput and size measured the same way
 # for every model (compressed ones and the ONNX export included); token classifiers are scored
-# per base; variants are scored zero-shot by the pretrained LM (Δ log-likelihood, AUROC).
+# per base; variants by the fine-tuned paired head and zero-shot by the pretrained LM
+# (Δ log-likelihood), side by side.
 # CPU-only jobs.
 
 EVALUATE = config["evaluate"]
@@ -42,11 +43,7 @@ rule benchmark:
 
 rule evaluate:
     input:
-        model=lambda wildcards: (
-            PRETRAINED
-            if TASKS.loc[wildcards.task, "type"] == "variant_effect"
-            else finetuned_model(wildcards.task)
-        ),
+        unpack(evaluated_models),
         test=lambda wildcards: task_manifests(wildcards.task)["test"],
     output:
         "results/evaluate/{task}/results.parquet",
@@ -65,12 +62,9 @@ rule evaluate:
         **stage_resources("evaluate"),
     params:
         test=lambda wildcards, input: shard_dir(input.test),
-        name=lambda wildcards: (
-            "zero_shot_lm"
-            if TASKS.loc[wildcards.task, "type"] == "variant_effect"
-            else "finetuned"
+        models=lambda wildcards, input: quoted(
+            f"--model={name}={input[name]}" for name in evaluated_models(wildcards)
         ),
     shell:
-        "hyena-glt evaluate --model {input.model:q} --data {params.test:q}"
-        " --name {params.name} --dataset {wildcards.task} --threads {threads}"
-        " --out {output:q} > {log} 2>&1"
+        "hyena-glt evaluate {params.models} --data {params.test:q}"
+        " --dataset {wildcards.task} --threads {threads} --out {output:q} > {log} 2>&1"

@@ -23,7 +23,7 @@ rule finetune:
     benchmark:
         "results/benchmarks/finetune/{task}.tsv"
     wildcard_constraints:
-        task=names_regex(task for task in TASKS.index if task_is_finetuned(task)),
+        task=names_regex(TASKS.index),
     conda:
         "../envs/hyena-glt.yaml"
     threads: config["finetune"]["resources"]["threads"]
@@ -43,6 +43,12 @@ rule finetune:
             f"--set={field}={value}"
             for field, value in config["finetune"].get("overrides", {}).items()
         ),
+        max_length=lambda wildcards: (
+            f"--max-length {config['finetune']['variant_window']}"
+            if TASKS.loc[wildcards.task, "type"] == "variant_effect"
+            and config["finetune"].get("variant_window")
+            else ""
+        ),
         max_steps=(
             f"--max-steps {config['finetune']['max_steps']}"
             if config["finetune"]["max_steps"]
@@ -52,4 +58,5 @@ rule finetune:
         "{params.launcher} finetune --pretrained {params.pretrained:q}"
         " --train {params.train:q} --test {params.test:q} --task-type {params.task_type}"
         " --strategy {params.strategy} --epochs {params.epochs} {params.settings}"
-        " {params.max_steps} --out {output:q} --threads {threads} > {log} 2>&1"
+        " {params.max_steps} {params.max_length} --out {output:q} --threads {threads}"
+        " > {log} 2>&1"
