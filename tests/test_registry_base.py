@@ -101,5 +101,8 @@ def test_the_card_quotes_the_measured_numbers():
     assert f"{heldout['perplexity']:.4f}" in card
     assert measured["base_config"]["curriculum"] in card
     assert "hyena-glt pretrain" in card and "Klebs_Kp1084" in card
-    for arm in measured["finetune_promoters"].values():
-        assert f"{arm['accuracy']:.4f}" in card
+    assert set(measured["finetune"]) == {"promoters", "chloroplast_cds"}
+    for arms in measured["finetune"].values():
+        assert set(arms) == {"base", "scratch"}
+        for arm in arms.values():
+            assert f"{arm['accuracy']:.4f}" in card and f"{arm['auroc']:.4f}" in card
