@@ -194,7 +194,12 @@ def test_cli_evaluates_a_fine_tuned_pair_model_beside_the_zero_shot_lm(lm, varia
     assert metrics["finetuned"]["auroc"] == pytest.approx(
         roc_auc_score(labels, probabilities[:, 1]))
     assert "zero_shot_auroc" in metrics["zero_shot_lm"]
-    # Two models sharing a name are refused before anything is written.
+    # A registered name works as a model (labelled by it); two models sharing a name are
+    # refused before anything is written.
+    by_name = tmp_path / "by_name.csv"
+    assert main(["evaluate", "--model", "hyena-glt-base", "--data", str(variant_shards),
+                 "--out", str(by_name), "--folds", "3", "--bin-size", "500"]) == 0
+    assert set(pd.read_csv(by_name)["model"]) == {"hyena-glt-base"}
     assert main(["evaluate", "--model", f"a={lm_dir}", "--model", f"a={pair_dir}", "--data",
                  str(variant_shards), "--out", str(tmp_path / "x.csv")]) == 2
     assert not (tmp_path / "x.csv").exists()

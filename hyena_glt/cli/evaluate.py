@@ -98,8 +98,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "The model directory may be fine-tuned, compressed or an ONNX export. --out ending in .parquet/.csv/.tsv: rows model,dataset,metric,value; "
         "anything else: a JSON object of all metrics.")
     parser.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
-                        help="model directory, labelled NAME in the table (default: --name or "
-                        "the directory's name); repeat to evaluate several models")
+                        help="model directory or registered name (e.g. hyena-glt-base), "
+                        "labelled NAME in the table (default: --name or the directory's name); "
+                        "repeat to evaluate several models")
     parser.add_argument("--data", type=Path, required=True, metavar="DATA",
                         help="variants/annotation/table shard directory, or CSV/TSV/Parquet "
                         "with sequence,label")
@@ -182,6 +183,15 @@ def _evaluate_model(args: argparse.Namespace, model_dir: Path, kind: str) -> dic
                     "annotation or table", path=str(args.data))
 
 
+def _model_dir(name_or_path: str) -> Path:
+    """A model directory (torch or ONNX export) as given, else a registered model's directory
+    (e.g. ``hyena-glt-base``)."""
+    from ..training.registry import resolve_model
+
+    path = Path(name_or_path)
+    return path if path.is_dir() else resolve_model(name_or_path)
+
+
 def _architecture(model_dir: Path) -> str | None:
     """The model class a torch model directory records (None for ONNX exports)."""
     config = model_dir / "config.json"
@@ -195,7 +205,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     kind = _data_kind(args.data)
     specs = [spec.partition("=") for spec in args.model]
     models = {name if sep else (args.name if len(specs) == 1 and args.name else
-                                Path(name).name): Path(directory if sep else name)
+                                Path(name).name): _model_dir(directory if sep else name)
               for name, sep, directory in specs}
     if len(models) != len(specs):
         raise ConfigurationError(f"--model: two models share a name ({', '.join(args.model)})")
