@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow_slurm import tiny_config, write_sheet
+from workflow_configs import REPO, RESOURCES, SARS_COV_2, tiny_config, write_sheet
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEFILE = REPO / "workflow" / "Snakefile"
-RESOURCES = REPO / "resources"
 
 
 def run_snakemake(*args: str) -> subprocess.CompletedProcess:
@@ -83,7 +81,6 @@ def write_config(directory: Path, config: dict, genomes: list[dict], tasks: list
     return path
 
 
-SARS_COV_2 = {"genome": "sars_cov_2", "fasta": str(RESOURCES / "genomes" / "NC_045512.2.fa.gz")}
 CHLOROPLAST = {
     "genome": "chloroplast",
     "fasta": str(RESOURCES / "genomes" / "NC_000932.1.fa.gz"),
