@@ -120,8 +120,26 @@ def test_variant_effect_dataset_centres_the_variant(shared_data, tmp_path):
         assert TOKENIZER.decode(item["ref_input_ids"][offset:offset + 1].tolist()) == row.ref
         assert TOKENIZER.decode(item["alt_input_ids"][offset:offset + 1].tolist()) == row.alt
         assert item["labels"].dtype == torch.long and int(item["labels"]) == row.label_lof
+    # Padded past the 200-nt windows: the masks mark the real bases, so padding is not read.
+    padded = VariantEffectDataset(data_path=tmp_path / "v.csv", tokenizer=TOKENIZER,
+                                  max_length=256)[0]
+    assert padded["alt_input_ids"].shape == padded["alt_attention_mask"].shape == (256,)
+    assert int(padded["ref_attention_mask"].sum()) == int(padded["alt_attention_mask"].sum()) == 200
+    assert (padded["alt_input_ids"][200:] == TOKENIZER.pad_token_id).all()
     batch = next(iter(DataLoader(dataset, batch_size=3)))
     assert batch["ref_input_ids"].shape == (3, 64) and batch["labels"].shape == (3,)
+
+
+def test_a_variants_shard_directory_is_not_read_as_a_sequence_table(shared_data, tmp_path):
+    from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
+
+    variants = variants_from_table(
+        shared_data / "variants/brca1_sge_findlay2018/brca1_sge_variants.csv.gz",
+        chrom="ref_brca1", pos_column="pos_in_ref_brca1", label_column="label_lof")
+    ingest_variants(list(variants)[:5], shared_data / "variants/brca1_grch37/ref_brca1.fa.gz",
+                    tmp_path / "variants", window=16)
+    with pytest.raises(DataError, match="'variants' shard directory.*VariantEffectDataset"):
+        GenomicDataset(data_path=tmp_path / "variants")
 
 
 @pytest.fixture(scope="module")

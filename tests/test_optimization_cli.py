@@ -10,7 +10,7 @@ import torch
 
 from hyena_glt.cli import main
 from hyena_glt.config import HyenaGLTConfig
-from hyena_glt.model import HyenaGLTForSequenceClassification
+from hyena_glt.model import HyenaGLTForSequenceClassification, HyenaGLTForVariantEffect
 from hyena_glt.optimization import (
     ExportedProgramModel,
     WeightOnlyInt8Linear,
@@ -81,6 +81,19 @@ def test_invalid_sparsity_is_a_one_line_user_error(workdir, capsys):
     assert status == 2
     assert "PruningConfig.sparsity=1.5 is invalid" in capsys.readouterr().err
     assert not (workdir / "bad").exists()
+
+
+@pytest.mark.parametrize("command", ["quantize", "prune", "distill", "export"])
+def test_a_paired_variant_model_is_refused_with_one_line(workdir, capsys, command):
+    config = HyenaGLTConfig(vocab_size=64, d_model=16, n_layers=2, sequence_length=64,
+                            num_heads=2, filter_order=16, task_type="variant_effect")
+    model_dir = HyenaGLTForVariantEffect(config).save_pretrained(workdir / "variant_model")
+    out = workdir / f"variant_{command}"
+    train = ["--train", str(workdir / "val.csv")] if command == "distill" else []
+    status = main([command, str(model_dir), "--val", str(workdir / "val.csv"), "--out",
+                   str(out), *train])
+    assert status == 2 and not out.exists()
+    assert "HyenaGLTForVariantEffect, which reads ref/alt window pairs" in capsys.readouterr().err
 
 
 def test_quantize_weight_only_and_prune_with_distillation_options(workdir):

@@ -54,9 +54,16 @@ def _longest_sequence(path: Path, model: Any, args: argparse.Namespace) -> int:
 
 
 def _load(directory: Path):
+    from ..errors import OptimizationError
     from ..optimization import load_compressed
 
-    return load_compressed(directory)
+    model = load_compressed(directory)
+    if getattr(model, "paired_inputs", False):
+        raise OptimizationError(f"{directory} holds a {type(model).__name__}, which reads "
+                                "ref/alt window pairs; the compression commands take "
+                                "single-window models (sequence or token classification, "
+                                "regression)")
+    return model
 
 
 def _finish(model: Any, report: Any, out: Path) -> int:

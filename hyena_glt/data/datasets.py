@@ -175,6 +175,12 @@ class GenomicDataset(_TokenDataset):
             path = Path(data_path)
             if _is_shard_dir(path):
                 manifest = read_manifest(path)
+                if manifest["kind"] not in ("table", "windows"):
+                    reader = {"variants": "VariantEffectDataset",
+                              "annotation": "GenomeAnnotationDataset"}.get(manifest["kind"])
+                    raise DataError(f"a {manifest['kind']!r} shard directory is not a table of "
+                                    f"sequences; read it with {reader or 'its own dataset'}",
+                                    path=str(path))
                 tokenizer = tokenizer or CharTokenizer.from_dict(manifest["tokenizer"])
                 table = read_table(path)
                 self.values, self.offsets = _flat(table.column("input_ids"))
