@@ -1,0 +1,497 @@
+"""Issue 8, per-base CDS vs non-coding: Hyena-GLT against k-mer/ORF logistic regressions and a
+dilated CNN, trained on the same windows with the same labels and scored on the same bases.
+
+Data: the Arabidopsis chloroplast (NC_000932.1, 154 kb, 51% CDS, 69% of it on the minus strand)
+and SARS-CoV-2 (NC_045512.2, 30 kb, 98% CDS, all on the plus strand) with their GFF3, ingested by
+the package (``ingest_annotation(reverse_complement=True)`` -> "annotation" shards ->
+``GenomeAnnotationDataset``) into non-overlapping 1,024-nt windows and their reverse complements;
+a base is 1 inside any GFF3 ``CDS`` line, whatever its strand.
+
+Tasks (metrics pool every base of the forward-strand test windows):
+
+* ``cds_within_chloroplast``: every 5th window (``grid % 5 == 2``) is the test part. The second
+  inverted-repeat copy (IRa, the last 26,264 nt, the reverse complement of IRb) is dropped
+  first, or a test window could have its exact reverse complement among the train windows. The
+  old single held-out stretch (the last 20%) is the SSC + IRa end of the genome, rRNA operon
+  included, so it measured that region (and its IRb copy was in train); interleaved windows
+  sample the whole genome.
+* ``cds_chloroplast_to_sarscov2`` and ``cds_sarscov2_to_chloroplast``: train on one genome,
+  test on every window of the other.
+
+Training, the same for every model: the train windows on both strands (a one-strand genome
+like SARS-CoV-2 then still shows minus-strand genes); a class-balanced loss
+(:class:`BalancedLabels`: a 98%-CDS virus would otherwise teach "everything is CDS"); every 5th
+window of the training genome (``grid % 5 == 0``) is a validation part that picks the CNN's
+epoch and Hyena-GLT's step by AUROC.
+
+Models: ``hyena_glt`` (a small bidirectional Hyena-GLT trained from scratch with
+:class:`HyenaGLTTrainer`, dynamic merging on, reverse-complement averaging at test time;
+settings in :data:`HYENA`), ``kmer_lr`` (scikit-learn logistic regression on per-base context
+features: k-mer composition, codon-position asymmetry and the stop-codon-free run lengths of
+the six reading frames), ``orf_lr`` (the same without the k-mer columns), ``cnn`` (a per-base
+dilated CNN) and ``all_cds`` (every base called CDS: the F1 to beat, 0.99 on the 98%-CDS virus,
+where only AUROC separates the models). Features of a base come from its own window only, as
+for Hyena-GLT. Metrics: F1 of the CDS class, accuracy, AUROC
+(:meth:`GenomicMetrics.classification`), at the argmax (no threshold tuned on test bases).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from hyena_glt.config import HyenaGLTConfig
+from hyena_glt.data import GenomeAnnotationDataset
+from hyena_glt.data.datasets import IGNORE_INDEX, collate_batch
+from hyena_glt.data.shards import read_table
+from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
+from hyena_glt.evaluation.metrics import GenomicMetrics
+from hyena_glt.ingest.annotation import ingest_annotation
+from hyena_glt.ingest.fasta import read_fasta
+from hyena_glt.model import HyenaGLTForTokenClassification
+from hyena_glt.model.pretrained import TOKENIZER_NAME
+from hyena_glt.training import FineTuner, HyenaGLTTrainer
+from hyena_glt.training.registry import resolve_model
+from hyena_glt.training.state import seed_everything
+from quality_tasks import make_rows, shared_data
+
+__all__ = ["run", "GENOMES", "TASKS", "MODELS", "HYENA", "CNN_EPOCHS", "HyenaSettings",
+           "inverted_repeat", "split_windows", "BalancedLabels", "base_features",
+           "OrfKmerLogisticRegression", "PerBaseCNN", "train_cnn", "train_hyena", "score"]
+
+logger = logging.getLogger(__name__)
+
+ANNOTATION = shared_data() / "genome_annotation"
+
+
+@dataclass(frozen=True)
+class Genome:
+    """One annotated genome of ``shared/data/genome_annotation``."""
+
+    accession: str
+    fasta: Path
+    gff3: Path
+
+
+GENOMES = {
+    "chloroplast": Genome("NC_000932.1",
+                          ANNOTATION / "arabidopsis_chloroplast_NC_000932.1/NC_000932.1.fa.gz",
+                          ANNOTATION / "arabidopsis_chloroplast_NC_000932.1/NC_000932.1.gff3.gz"),
+    "sarscov2": Genome("NC_045512.2",
+                       ANNOTATION / "sars_cov_2_NC_045512.2/NC_045512.2.fa.gz",
+                       ANNOTATION / "sars_cov_2_NC_045512.2/"
+                       "GCF_009858895.2_ASM985889v3_genomic.gff3.gz"),
+}
+TASKS = {  # task -> (train genome, test genome); the same genome = interleaved windows
+    "cds_within_chloroplast": ("chloroplast", "chloroplast"),
+    "cds_chloroplast_to_sarscov2": ("chloroplast", "sarscov2"),
+    "cds_sarscov2_to_chloroplast": ("sarscov2", "chloroplast"),
+}
+MODELS = ("all_cds", "kmer_lr", "orf_lr", "cnn", "hyena_glt")
+HELD_OUT_EVERY = 5  # within-genome: windows i with i % 5 == 2 are the test part
+
+
+@dataclass(frozen=True)
+class HyenaSettings:
+    """How Hyena-GLT is trained (``quick`` shrinks it to a smoke test)."""
+
+    #: Registered name or model directory to fine-tune; None trains ``scratch`` from random
+    #: weights with :class:`HyenaGLTTrainer`.
+    pretrained: str | None = None
+    #: HyenaGLTConfig fields of the model trained from scratch.
+    scratch: dict[str, Any] = field(default_factory=lambda: {
+        "d_model": 64, "n_layers": 2, "num_heads": 4, "filter_order": 32, "vocab_size": 4096,
+        "alphabet_size": 22, "sequence_length": 1024, "bidirectional": True,
+        "use_dynamic_merging": True, "dropout": 0.1})
+    #: HyenaGLTConfig fields changed when fine-tuning ``pretrained``.
+    finetune: dict[str, Any] = field(default_factory=lambda: {
+        "use_dynamic_merging": False, "dropout": 0.1})
+    window: int = 1024
+    steps: int = 200
+    batch_size: int = 8
+    backbone_lr: float = 3e-3
+    head_lr: float = 3e-3
+    warmup_steps: int = 10
+    eval_steps: int = 20
+    #: Evaluations without a better validation AUROC before training stops.
+    patience: int = 4
+    #: Average test predictions with the reverse complement's (``rc_average`` at test time).
+    rc_at_test: bool = True
+
+
+HYENA = HyenaSettings()
+CNN_EPOCHS = 10
+_QUICK_WINDOWS = 12  # windows per genome in quick mode
+
+
+# --- data --------------------------------------------------------------------------------------
+def inverted_repeat(sequence: str, probe: int = 500) -> tuple[int, int] | None:
+    """``(ir_b_start, length)`` when the record ends in an inverted repeat (IRa) whose reverse
+    complement (IRb) lies earlier, as in plastid genomes; else None."""
+    complement = str.maketrans("ACGT", "TGCA")
+    tail_rc = sequence[-probe:].translate(complement)[::-1]
+    start = sequence.find(tail_rc)
+    if start < 0 or start + probe > len(sequence) - probe:
+        return None
+    span = (len(sequence) - start) // 2  # IRb [start, start + k) and IRa must not overlap
+    forward = np.frombuffer(sequence[start:start + span].encode(), dtype=np.uint8)
+    mirrored = np.frombuffer(sequence.translate(complement)[::-1][:span].encode(), dtype=np.uint8)
+    mismatch = np.flatnonzero(forward != mirrored)
+    return start, int(mismatch[0]) if len(mismatch) else span
+
+
+def load_windows(genome: str, window: int, out_dir: Path, tokenizer: Any
+                 ) -> tuple[GenomeAnnotationDataset, np.ndarray, np.ndarray]:
+    """The genome's non-overlapping windows and their reverse complements (``ingest_annotation``
+    with ``reverse_complement=True``), each window's grid index (forward start // window) and
+    whether it is the forward strand."""
+    spec = GENOMES[genome]
+    shards = out_dir / f"{genome}_w{window}_both_strands"
+    if not (shards / "manifest.json").is_file():
+        ingest_annotation(spec.fasta, spec.gff3, shards, feature="CDS", window=window,
+                          reverse_complement=True, tokenizer=tokenizer)
+    table = read_table(shards, columns=["start", "strand"])
+    grid = np.asarray(table.column("start").to_pylist()) // window
+    forward = np.asarray(table.column("strand").to_pylist()) == "+"
+    return GenomeAnnotationDataset(shards, max_length=window), grid, forward
+
+
+def split_windows(task: str, window: int, out_dir: Path, tokenizer: Any, quick: bool
+                  ) -> tuple[Subset, Subset, Subset, str]:
+    """Train windows (both strands), validation and test windows (forward strand) of ``task``
+    (see the module docstring), and a note on the split.
+
+    Validation windows (for early stopping) are every 5th window of the training genome,
+    ``grid % 5 == 0`` (for SARS-CoV-2 this takes in the 5' UTR, most of its few non-coding
+    bases); they are in neither train nor test.
+    """
+    train_genome, test_genome = TASKS[task]
+    train_data, grid, forward = load_windows(train_genome, window, out_dir, tokenizer)
+    usable = np.ones(len(grid), dtype=bool)
+    test_part = np.zeros(len(grid), dtype=bool)
+    if train_genome == test_genome:
+        record = next(read_fasta(GENOMES[train_genome].fasta)).sequence
+        repeat = inverted_repeat(record)
+        end = len(record) - repeat[1] if repeat else len(record)
+        usable = (grid + 1) * window <= end
+        test_part = grid % HELD_OUT_EVERY == 2
+        test_data, test_index = train_data, np.flatnonzero(usable & test_part & forward)
+        note = (f"every {HELD_OUT_EVERY}th {window}-nt window held out; IRa ({len(record) - end:,}"
+                " nt, reverse complement of IRb) dropped")
+    else:
+        test_data, _, test_forward = load_windows(test_genome, window, out_dir, tokenizer)
+        test_index = np.flatnonzero(test_forward)
+        note = f"train {GENOMES[train_genome].accession}, test {GENOMES[test_genome].accession}"
+    val_part = grid % HELD_OUT_EVERY == 0
+    train_index = np.flatnonzero(usable & ~test_part & ~val_part)
+    val_index = np.flatnonzero(usable & val_part & forward)
+    if quick:
+        train_index = train_index[grid[train_index] < grid[train_index].min() + _QUICK_WINDOWS]
+        val_index, test_index = val_index[:2], test_index[:_QUICK_WINDOWS // 2]
+    note += "; train windows on both strands, class-balanced loss, 1/5 kept for validation"
+    return (Subset(train_data, train_index.tolist()), Subset(train_data, val_index.tolist()),
+            Subset(test_data, test_index.tolist()), note)
+
+
+class BalancedLabels(Dataset):
+    """Training windows whose majority-class bases are hidden at random (label -100), so that
+    both classes weigh the same in any model's loss.
+
+    A 98%-CDS virus would otherwise teach "everything is CDS", which fails on a 51%-CDS
+    chloroplast: balancing assumes a uniform class prior instead of the training genome's.
+    Each read draws afresh (a different subset of majority bases every epoch).
+    """
+
+    def __init__(self, windows: Dataset, seed: int) -> None:
+        self.windows = windows
+        labels = stacked(windows)[1]
+        counts = np.bincount(labels[labels != IGNORE_INDEX], minlength=2)
+        self.majority = int(counts.argmax())
+        self.keep = counts.min() / max(counts.max(), 1)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = dict(self.windows[index])
+        labels = item["labels"].clone()
+        hide = (labels == self.majority) & torch.from_numpy(
+            self.rng.random(len(labels)) >= self.keep)
+        item["labels"] = labels.masked_fill(hide, IGNORE_INDEX)
+        return item
+
+
+def stacked(windows: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, L)`` token ids and labels of equal-length windows."""
+    items = [windows[i] for i in range(len(windows))]
+    return (torch.stack([it["input_ids"] for it in items]).numpy(),
+            torch.stack([it["labels"] for it in items]).numpy())
+
+
+# --- k-mer / ORF logistic regression -----------------------------------------------------------
+_BASE_ID = 7  # DNATokenizer: A C G T = ids 7 8 9 10
+_STOPS = ("TAA", "TAG", "TGA")
+_REVERSE_STOPS = ("TTA", "CTA", "TCA")  # stops of the minus strand, read on the plus strand
+
+
+def _window_sum(values: np.ndarray, half: int) -> np.ndarray:
+    """``(L, C)`` sums of ``values`` over positions ``[t - half, t + half]`` (clipped)."""
+    cumulative = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    positions = np.arange(len(values))
+    return (cumulative[np.minimum(positions + half + 1, len(values))]
+            - cumulative[np.maximum(positions - half, 0)])
+
+
+def _kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
+    """Index of the k-mer starting at each position, -1 where it runs off the end or hits N."""
+    length = len(codes)
+    index = np.full(length, -1)
+    if length < k:
+        return index
+    value = np.zeros(length - k + 1, dtype=np.int64)
+    valid = np.ones(length - k + 1, dtype=bool)
+    for offset in range(k):
+        part = codes[offset:length - k + 1 + offset]
+        value, valid = value * 4 + np.maximum(part, 0), valid & (part >= 0)
+    index[:length - k + 1] = np.where(valid, value, -1)
+    return index
+
+
+def _stop_free_runs(codons: np.ndarray, stops: tuple[str, ...]) -> np.ndarray:
+    """``(L, 3)`` length of the stop-codon-free stretch around each base, per frame."""
+    stop_ids = [int("".join(str("ACGT".index(c)) for c in s), 4) for s in stops]
+    length = len(codons)
+    runs = np.zeros((length, 3))
+    positions = np.arange(length)
+    for frame in range(3):
+        at = np.flatnonzero(np.isin(codons, stop_ids) & (positions % 3 == frame))
+        fences = np.concatenate([[frame - 6], at, [length + ((frame - length) % 3)]])
+        codon_start = positions - (positions - frame) % 3
+        after = np.searchsorted(fences, codon_start, side="left")
+        runs[:, frame] = fences[after] - fences[after - 1]
+    return runs
+
+
+def base_features(ids: np.ndarray, half: int = 60) -> np.ndarray:
+    """``(L,) ids -> (L, 103)`` features of each base from its window.
+
+    k-mer composition (k = 1..3) of the ``2 * half + 1`` context; per nucleotide its share
+    at the three codon positions of that context, sorted (Fickett's position asymmetry, frame
+    free); log stop-free run lengths of the three forward and three reverse frames, sorted, and
+    their maximum (coding stretches are long open reading frames, on either strand).
+    """
+    codes = ids.astype(np.int64) - _BASE_ID
+    codes = np.where((codes >= 0) & (codes < 4), codes, -1)
+    columns = []
+    for k in (1, 2, 3):
+        index = _kmer_codes(codes, k)
+        onehot = np.zeros((len(codes), 4 ** k))
+        onehot[index >= 0, index[index >= 0]] = 1
+        counts = _window_sum(onehot, half)
+        columns.append(counts / np.maximum(counts.sum(1, keepdims=True), 1))
+    onehot = np.zeros((len(codes), 12))
+    frames = np.arange(len(codes)) % 3
+    onehot[codes >= 0, codes[codes >= 0] * 3 + frames[codes >= 0]] = 1
+    counts = _window_sum(onehot, half).reshape(-1, 4, 3)
+    columns.append(np.sort(counts / np.maximum(counts.sum(2, keepdims=True), 1), 2)
+                   .reshape(-1, 12))
+    codons = _kmer_codes(codes, 3)
+    forward = np.sort(np.log1p(_stop_free_runs(codons, _STOPS)), 1)
+    reverse = np.sort(np.log1p(_stop_free_runs(codons, _REVERSE_STOPS)), 1)
+    columns += [forward, reverse, np.maximum(forward[:, -1:], reverse[:, -1:])]
+    return np.hstack(columns).astype(np.float32)
+
+
+KMER_COLUMNS = 84  # base_features: 84 k-mer shares, then 12 codon-position and 7 ORF columns
+
+
+class OrfKmerLogisticRegression:
+    """Per-base logistic regression on :func:`base_features` (standardised); ``kmers=False``
+    keeps only the codon-position and stop-free-run columns (the ``orf_lr`` model)."""
+
+    def __init__(self, half: int = 60, subsample: int = 2, seed: int = 0,
+                 kmers: bool = True) -> None:
+        self.half, self.subsample = half, subsample
+        self.first_column = 0 if kmers else KMER_COLUMNS
+        self.model = make_pipeline(StandardScaler(),
+                                   LogisticRegression(max_iter=2000, random_state=seed))
+
+    def _features(self, ids: np.ndarray) -> np.ndarray:
+        return np.vstack([base_features(row, self.half)[:, self.first_column:] for row in ids])
+
+    def fit(self, ids: np.ndarray, labels: np.ndarray) -> OrfKmerLogisticRegression:
+        """``ids, labels (N, L)``; every ``subsample``-th base of each window is a training row."""
+        features, target = self._features(ids), labels.reshape(-1)
+        keep = (np.arange(len(target)) % self.subsample == 0) & (target != IGNORE_INDEX)
+        self.model.fit(features[keep], target[keep])
+        return self
+
+    def predict_proba(self, ids: np.ndarray) -> np.ndarray:
+        """``(N * L,)`` P(CDS) per base."""
+        return self.model.predict_proba(self._features(ids))[:, 1]
+
+
+# --- per-base CNN ------------------------------------------------------------------------------
+class PerBaseCNN(nn.Module):
+    """``(B, L) ids -> (B, L, 2)`` logits: embedding, a width-9 convolution and residual dilated
+    convolutions (dilations 2..16; receptive field 249 nt), each with batch norm and ReLU,
+    'same' padding."""
+
+    def __init__(self, alphabet_size: int = 22, channels: int = 64,
+                 dilations: tuple[int, ...] = (2, 4, 8, 16)) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(alphabet_size, channels)
+        self.stem = nn.Sequential(nn.Conv1d(channels, channels, 9, padding=4),
+                                  nn.BatchNorm1d(channels), nn.ReLU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv1d(channels, channels, 9, padding=4 * d, dilation=d),
+                          nn.BatchNorm1d(channels), nn.ReLU()) for d in dilations)
+        self.head = nn.Conv1d(channels, 2, 1)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = self.stem(self.embedding(input_ids).transpose(1, 2))
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x).transpose(1, 2)
+
+
+def train_cnn(train: Dataset, val: Dataset, epochs: int, seed: int) -> PerBaseCNN:
+    """Adam (lr 2e-3), shuffled batches of 8 windows, cross-entropy over labelled bases; the
+    epoch with the best validation AUROC is kept."""
+    seed_everything(seed)
+    model = PerBaseCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loader = DataLoader(train, batch_size=8, shuffle=True, collate_fn=collate_batch,
+                        generator=torch.Generator().manual_seed(seed))
+    val_ids, val_labels = stacked(val)
+    best, best_state = -1.0, None
+    for _ in range(epochs):
+        model.train()
+        for batch in loader:
+            loss = nn.functional.cross_entropy(model(batch["input_ids"]).transpose(1, 2),
+                                               batch["labels"], ignore_index=IGNORE_INDEX)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        auroc = score(predict_torch(model, val_ids), val_labels.reshape(-1))["auroc"]
+        if best_state is None or auroc > best:
+            best, best_state = auroc, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return model.eval()
+
+
+# --- Hyena-GLT ---------------------------------------------------------------------------------
+def train_hyena(train: Dataset, val: Dataset, settings: HyenaSettings, seed: int,
+                out_dir: Path) -> nn.Module:
+    """A per-base Hyena-GLT classifier trained on ``train`` for at most ``settings.steps``
+    steps; the weights with the best validation AUROC (checked every ``eval_steps``) win."""
+    epochs = -(-settings.steps * settings.batch_size // len(train))
+    schedule = {"max_steps": settings.steps, "show_progress": False,
+                "log_steps": settings.eval_steps, "eval_steps": settings.eval_steps,
+                "metric_for_best": "eval_auroc", "greater_is_better": True,
+                "early_stopping_patience": settings.patience}
+    if settings.pretrained is None:
+        seed_everything(seed)
+        config = HyenaGLTConfig(task_type="token_classification", num_classes=2,
+                                learning_rate=settings.backbone_lr,
+                                batch_size=settings.batch_size, num_epochs=epochs,
+                                warmup_steps=settings.warmup_steps, seed=seed,
+                                **settings.scratch)
+        model = HyenaGLTForTokenClassification(config)
+        HyenaGLTTrainer(model, config, train, val, output_dir=out_dir, **schedule).train()
+    else:
+        finetuner = FineTuner(pretrained_model=settings.pretrained,
+                              task_type="token_classification", num_classes=2,
+                              backbone_lr=settings.backbone_lr, head_lr=settings.head_lr,
+                              output_dir=out_dir, batch_size=settings.batch_size, seed=seed,
+                              warmup_steps=settings.warmup_steps, **settings.finetune)
+        model = finetuner.finetune(train, val, num_epochs=epochs, **schedule)
+    model.config.rc_average = model.config.rc_average or settings.rc_at_test
+    return model
+
+
+@torch.no_grad()
+def predict_torch(model: nn.Module, ids: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """``(N, L)`` ids -> ``(N * L,)`` P(CDS) from a model returning ``(B, L, 2)`` logits."""
+    model.eval()
+    probabilities = []
+    for batch in torch.from_numpy(ids).long().split(batch_size):
+        logits = model(batch)
+        logits = getattr(logits, "logits", logits)
+        probabilities.append(logits.float().softmax(-1)[..., 1].reshape(-1).numpy())
+    return np.concatenate(probabilities)
+
+
+# --- the task ----------------------------------------------------------------------------------
+def score(probability: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """F1 of the CDS class, accuracy and AUROC over labelled bases."""
+    keep = labels != IGNORE_INDEX
+    p, y = probability[keep], labels[keep]
+    metrics = GenomicMetrics().classification(np.stack([1 - p, p], 1), y,
+                                              label_names=["other", "CDS"])
+    return {"f1": float(metrics["f1/CDS"]), "accuracy": float(metrics["accuracy"]),
+            "auroc": float(metrics.get("auroc", float("nan")))}
+
+
+def fit_and_predict(name: str, train: BalancedLabels, val: Dataset, test_ids: np.ndarray,
+                    seed: int, quick: bool, hyena: HyenaSettings, run_dir: Path) -> np.ndarray:
+    """Train model ``name`` on ``train`` (``val`` picks the CNN's epoch and Hyena-GLT's
+    step); ``(N * L,)`` P(CDS) of the bases of ``test_ids``."""
+    if name == "all_cds":  # the constant predictor: F1 and accuracy any model must beat
+        return np.ones(test_ids.size)
+    if name in ("kmer_lr", "orf_lr"):
+        model = OrfKmerLogisticRegression(seed=seed, kmers=name == "kmer_lr")
+        return model.fit(*stacked(train)).predict_proba(test_ids)
+    if name == "cnn":
+        return predict_torch(train_cnn(train, val, 1 if quick else CNN_EPOCHS, seed), test_ids)
+    if name == "hyena_glt":
+        return predict_torch(train_hyena(train, val, hyena, seed, run_dir), test_ids)
+    raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+
+
+def run(seed: int, quick: bool, out_dir: Path, hyena: HyenaSettings | None = None,
+        tasks: tuple[str, ...] = tuple(TASKS), models: tuple[str, ...] = MODELS) -> list[dict]:
+    """Train and score ``models`` on each CDS task; tidy rows (see module docstring).
+
+    ``train_s`` is the wall time of training and predicting the test bases.
+    """
+    torch.set_num_threads(1)
+    hyena = hyena or HYENA
+    if quick:
+        hyena = dataclasses.replace(hyena, window=256, steps=3, batch_size=4, eval_steps=3)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = (DNATokenizer() if hyena.pretrained is None else
+                 CharTokenizer.load(resolve_model(hyena.pretrained) / TOKENIZER_NAME))
+    rows: list[dict] = []
+    for task in tasks:
+        windows, val, test, note = split_windows(task, hyena.window, out_dir, tokenizer,
+                                                 quick)
+        train = BalancedLabels(windows, seed)
+        test_ids, test_labels = stacked(test)
+        labels = test_labels.reshape(-1)
+        n_train = int((stacked(windows)[1] != IGNORE_INDEX).sum())
+        for name in models:
+            started = time.perf_counter()
+            probability = fit_and_predict(name, train, val, test_ids, seed, quick, hyena,
+                                          out_dir / f"{task}_{name}_seed{seed}")
+            train_s = time.perf_counter() - started
+            metrics = score(probability, labels)
+            logger.info("%s %s seed %d: %s (%.0f s)", task, name, seed, metrics, train_s)
+            rows += make_rows(task, name, seed, metrics, train_s=train_s, n_train=n_train,
+                              n_test=int((labels != IGNORE_INDEX).sum()), note=note)
+    return rows

@@ -1,0 +1,157 @@
+"""BRCA1 variant effect (Findlay et al. 2018 saturation genome editing): LOF vs functional.
+
+All 3,893 SNVs are cut into ref/alt windows of the BRCA1 reference region
+(``hyena_glt.ingest.vcf``) and split into 5 folds grouped by 100-bp position bin
+(:func:`~hyena_glt.evaluation.variant_effect.position_group_folds`): neighbouring variants share
+almost their whole window, so a random split would leak. Every model is fitted on four folds
+and scores the fifth; AUROC is computed on the pooled out-of-fold scores (and per fold):
+
+* ``hyena_glt``: ``HyenaGLTForVariantEffect`` (ref and alt windows through one backbone, the
+  head reading their difference) fine-tuned from ``hyena-glt-base``;
+* ``hyena_glt_zero_shot``: the base model's Δ log-likelihood (alt − ref; Evo 2's method), no
+  training;
+* ``context_logreg``: logistic regression on the one-hot ±10-nt context of ref and alt and on
+  the stop codons the alt allele creates in each of the three frames through it.
+
+The label is ``label_lof`` (1 = LOF; FUNC and INT are 0). ``consequence`` and the other
+annotation columns are never read: they would give the answer away (nonsense = LOF).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from torch.utils.data import Subset
+
+from hyena_glt.data import VariantEffectDataset
+from hyena_glt.data.datasets import collate_batch
+from hyena_glt.data.shards import read_table
+from hyena_glt.evaluation.variant_effect import position_group_folds, score_variants
+from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
+from hyena_glt.model import HyenaGLTForCausalLM
+from hyena_glt.training import FineTuner, resolve_model, seed_everything
+
+from . import make_rows, shared_data
+
+__all__ = ["WINDOW", "FOLDS", "FINETUNE", "context_features", "run"]
+
+logger = logging.getLogger(__name__)
+
+SGE = "variants/brca1_sge_findlay2018/brca1_sge_variants.csv.gz"
+REFERENCE = "variants/brca1_grch37/ref_brca1.fa.gz"
+WINDOW = 256
+FOLDS = 5
+CONTEXT = 10  # bases either side of the variant in the logistic-regression features
+STOPS = ("TAA", "TAG", "TGA")
+#: Fine-tuning of the paired head (FineTuner arguments + epochs).
+FINETUNE = {"backbone_lr": 1e-3, "batch_size": 32, "warmup_steps": 10, "dropout": 0.1,
+            "epochs": 3}
+QUICK = {"variants": 240, "folds": 2, "epochs": 1, "window": 64}
+
+
+def _ingest(out_dir: Path, limit: int | None, window: int) -> Path:
+    shards = out_dir / f"brca1_w{window}_{limit or 'all'}"
+    if not (shards / "manifest.json").is_file():
+        variants = list(variants_from_table(
+            shared_data() / SGE, chrom="ref_brca1", pos_column="pos_in_ref_brca1",
+            label_column="label_lof"))
+        if limit:
+            variants = [variants[i] for i in np.random.default_rng(0).choice(
+                len(variants), limit, replace=False)]
+        ingest_variants(variants, shared_data() / REFERENCE, shards, window=window)
+    return shards
+
+
+def context_features(dataset: VariantEffectDataset) -> np.ndarray:
+    """``(N, F)``: one-hot ±:data:`CONTEXT` nt of ref and alt, and stop codons gained per frame."""
+    decode = dataset.tokenizer.decode
+    rows = []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        at = int(item["variant_offset"])
+        ref = decode(item["ref_input_ids"].tolist())
+        alt = decode(item["alt_input_ids"].tolist())
+        features = []
+        for window in (ref, alt):
+            context = (window[max(0, at - CONTEXT):at].rjust(CONTEXT, "N") + window[at]
+                       + window[at + 1:at + CONTEXT + 1].ljust(CONTEXT, "N"))
+            features += [float(base == letter) for base in context for letter in "ACGT"]
+        for start in (at - 2, at - 1, at):  # the three codons through the variant
+            gained = start >= 0 and alt[start:start + 3] in STOPS \
+                and ref[start:start + 3] not in STOPS
+            features.append(float(gained))
+        rows.append(features)
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _finetune_fold(train: Subset, test: Subset, seed: int, epochs: int, out_dir: Path
+                   ) -> np.ndarray:
+    settings = {k: v for k, v in FINETUNE.items() if k != "epochs"}
+    tuner = FineTuner("hyena-glt-base", task_type="variant_effect", num_classes=2, seed=seed,
+                      output_dir=out_dir, **settings)
+    model = tuner.finetune(train, num_epochs=epochs, show_progress=False).eval()
+    device = next(model.parameters()).device  # the trainer's: a GPU when there is one
+    probabilities = []
+    with torch.no_grad():
+        for start in range(0, len(test), 64):
+            batch = {k: v.to(device) for k, v in collate_batch(
+                [test[i] for i in range(start, min(start + 64, len(test)))]).items()}
+            logits = model(batch["alt_input_ids"], batch["alt_attention_mask"],
+                           ref_input_ids=batch["ref_input_ids"],
+                           ref_attention_mask=batch["ref_attention_mask"],
+                           variant_offset=batch["variant_offset"]).logits
+            probabilities.append(logits.float().softmax(-1)[:, 1].cpu().numpy())
+    return np.concatenate(probabilities)
+
+
+def _auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(roc_auc_score(labels, scores))
+
+
+def run(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """Grouped-CV AUROC of LOF for the paired head, the zero-shot score and the LR baseline."""
+    window = QUICK["window"] if quick else WINDOW
+    shards = _ingest(out_dir, QUICK["variants"] if quick else None, window)
+    dataset = VariantEffectDataset(shards, max_length=None, padding=None)
+    labels = dataset.labels.astype(int)
+    positions = read_table(shards, columns=["pos"]).column("pos").to_numpy()
+    folds = position_group_folds(positions, n_splits=QUICK["folds"] if quick else FOLDS)
+    epochs = QUICK["epochs"] if quick else FINETUNE["epochs"]
+    n = len(dataset)
+    rows: list[dict] = []
+
+    def report(model: str, scores: np.ndarray, train_s: float, note: str) -> None:
+        per_fold = [_auroc(labels[test], scores[test]) for _, test in folds]
+        metrics = {"auroc": _auroc(labels, scores), "auroc_fold_mean": float(np.mean(per_fold)),
+                   "auroc_fold_std": float(np.std(per_fold))}
+        logger.info("brca1 %s seed %d: %s", model, seed, metrics)
+        rows.extend(make_rows("brca1_lof", model, seed, metrics, train_s=train_s,
+                              n_train=n - n // len(folds), n_test=n, note=note))
+
+    # Zero-shot: Δ log-likelihood of the pretrained base (lower = more damaging).
+    base = HyenaGLTForCausalLM.from_pretrained(resolve_model("hyena-glt-base")).eval()
+    delta = score_variants(base, shards)["delta_ll"].to_numpy()
+    report("hyena_glt_zero_shot", -delta, 0.0, "hyena-glt-base, -delta log-likelihood")
+
+    features = context_features(dataset)
+    scores, start = np.zeros(n), time.perf_counter()
+    for train, test in folds:
+        fit = LogisticRegression(C=0.3, max_iter=2000).fit(features[train], labels[train])
+        scores[test] = fit.predict_proba(features[test])[:, 1]
+    report("context_logreg", scores, time.perf_counter() - start,
+           f"one-hot +-{CONTEXT} nt of ref and alt, stop codons gained")
+
+    seed_everything(seed)
+    scores, start = np.zeros(n), time.perf_counter()
+    for number, (train, test) in enumerate(folds):
+        scores[test] = _finetune_fold(Subset(dataset, train), Subset(dataset, test), seed,
+                                      epochs, out_dir / f"run_seed{seed}_fold{number}")
+    report("hyena_glt", scores, time.perf_counter() - start,
+           f"paired ref/alt head from hyena-glt-base, {window}-nt windows, {epochs} epochs")
+    return rows

@@ -1,0 +1,99 @@
+"""The per-base CDS quality task (benchmarks/quality_tasks/cds.py) on the real genomes."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def cds(shared_data):
+    return importlib.import_module("quality_tasks.cds")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from hyena_glt.data.tokenizers import DNATokenizer
+
+    return DNATokenizer()
+
+
+def test_inverted_repeat_of_the_chloroplast(cds):
+    from hyena_glt.ingest.fasta import read_fasta
+
+    record = next(read_fasta(cds.GENOMES["chloroplast"].fasta)).sequence
+    # GenBank NC_000932.1: IRb 84,171..110,434 and IRa 128,215..154,478 (1-based), 26,264 bp
+    assert cds.inverted_repeat(record) == (84170, 26264)
+    assert cds.inverted_repeat(next(read_fasta(cds.GENOMES["sarscov2"].fasta)).sequence) is None
+
+
+def test_stop_free_runs_by_frame(cds):
+    # A T G A A A T A A C C C: TGA at 1 (frame 1), TAA at 6 (frame 0)
+    codes = np.array(["ACGT".index(c) for c in "ATGAAATAACCC"])
+    codons = cds._kmer_codes(codes, 3)
+    runs = cds._stop_free_runs(codons, cds._STOPS)
+    # frame 0 fences -6, 6, 12: a stop codon closes its run, so bases 0..8 lie in a 12-nt
+    # run and 9..11 in a 6-nt one
+    assert runs[:, 0].tolist() == [12] * 9 + [6] * 3
+    # frame 1 fences -5, 1, 13: bases 0..3 (codons at -2 and 1) -> 6; bases 4..11 -> 12
+    assert runs[:, 1].tolist() == [6] * 4 + [12] * 8
+    features = cds.base_features(codes + 7, half=4)
+    assert features.shape == (12, 103) and np.isfinite(features).all()
+
+
+def test_within_genome_split_is_interleaved_and_skips_ira(cds, tokenizer, tmp_path):
+    train, val, test, note = cds.split_windows("cds_within_chloroplast", 1024, tmp_path,
+                                               tokenizer, quick=False)
+    _, grid, forward = cds.load_windows("chloroplast", 1024, tmp_path, tokenizer)
+    parts = [set(grid[part.indices]) for part in (train, val, test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert all(g % cds.HELD_OUT_EVERY == 2 for g in parts[2])
+    assert all(g % cds.HELD_OUT_EVERY == 0 for g in parts[1])
+    assert forward[test.indices].all() and forward[val.indices].all()
+    assert forward[train.indices].sum() == len(train) // 2  # trained on both strands
+    last_window_end = (max(set.union(*parts)) + 1) * 1024
+    ira_start = 154478 - 26264
+    assert last_window_end <= ira_start < last_window_end + 1024
+    assert (len(train), len(val), len(test)) == (2 * 75, 25, 25) and "IRa" in note
+
+
+def test_balanced_labels_hide_majority_bases(cds, tokenizer, tmp_path):
+    *_, train, _ = cds.split_windows("cds_chloroplast_to_sarscov2", 1024, tmp_path, tokenizer,
+                                     quick=False)  # the SARS-CoV-2 test windows: 98% CDS
+    labels = cds.stacked(cds.BalancedLabels(train, seed=0))[1]
+    counts = np.bincount(labels[labels >= 0])
+    assert counts[1] == pytest.approx(counts[0], rel=0.15)
+    assert counts[0] == (cds.stacked(train)[1] == 0).sum()  # every minority base is kept
+
+
+def test_kmer_orf_baseline_is_far_better_than_constant(cds, tokenizer, tmp_path):
+    train, _, test, _ = cds.split_windows("cds_within_chloroplast", 1024, tmp_path, tokenizer,
+                                          quick=False)
+    train_ids, train_labels = cds.stacked(train)
+    test_ids, test_labels = cds.stacked(test)
+    model = cds.OrfKmerLogisticRegression().fit(train_ids, train_labels)
+    metrics = cds.score(model.predict_proba(test_ids), test_labels.reshape(-1))
+    majority = max(test_labels.mean(), 1 - test_labels.mean())
+    assert metrics["accuracy"] > majority + 0.25
+    assert metrics["f1"] > 0.85 and metrics["auroc"] > 0.9
+
+
+def test_quick_run_gives_tidy_rows(cds, tmp_path):
+    rows = cds.run(seed=0, quick=True, out_dir=tmp_path)
+    assert {(r["task"], r["model"], r["metric"]) for r in rows} == {
+        (task, model, metric) for task in cds.TASKS for model in cds.MODELS
+        for metric in ("f1", "accuracy", "auroc")}
+    for row in rows:
+        assert set(row) == {"task", "model", "seed", "metric", "value", "train_s", "n_train",
+                            "n_test", "note"}
+        assert 0.0 <= row["value"] <= 1.0 or math.isnan(row["value"])
+        assert row["n_train"] > 0 and row["n_test"] > 0 and row["train_s"] >= 0
