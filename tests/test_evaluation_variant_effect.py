@@ -191,6 +191,8 @@ def test_cli_evaluates_a_fine_tuned_pair_model_beside_the_zero_shot_lm(lm, varia
     assert set(metrics) == {"finetuned", "zero_shot_lm"} and set(table["dataset"]) == {"brca1"}
     probabilities, labels = predict_variant_effects(pair_model, variant_shards)
     assert probabilities.shape == (30, 2) and metrics["finetuned"]["n_variants"] == 30
+    cropped, _ = predict_variant_effects(pair_model, variant_shards, max_length=16)
+    assert cropped.shape == (30, 2) and not np.allclose(cropped, probabilities)
     assert metrics["finetuned"]["auroc"] == pytest.approx(
         roc_auc_score(labels, probabilities[:, 1]))
     assert "zero_shot_auroc" in metrics["zero_shot_lm"]

@@ -165,6 +165,7 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
                            if "brca1_lof" in command]
     assert "--model=finetuned=results/models/finetuned/brca1_lof" in variant_evaluate
     assert "--model=zero_shot_lm=results/models/pretrained" in variant_evaluate
+    assert "--max-length 256" in variant_evaluate  # the pair model reads what it trained on
 
 
 def test_training_jobs_ask_for_gpus_and_run_under_torchrun_with_more_than_one(tmp_path):

@@ -113,7 +113,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=32, metavar="N")
     parser.add_argument("--max-length", type=int, default=None, metavar="N",
                         help="table/annotation: truncate sequences to N tokens (default: the "
-                        "model's sequence_length or exported length)")
+                        "model's sequence_length or exported length); variants: the "
+                        "fine-tuned pair model reads N bases around each variant, as in "
+                        "fine-tuning (zero-shot scoring reads whole windows)")
     parser.add_argument("--strand-average", action="store_true")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum")
     parser.add_argument("--function-score-column", default=None,
@@ -165,7 +167,7 @@ def _evaluate_model(args: argparse.Namespace, model_dir: Path, kind: str) -> dic
 
         if _architecture(model_dir) == "HyenaGLTForVariantEffect":
             return variant_effect.evaluate_variant_model(load_model(model_dir), args.data,
-                                                         args.batch_size)
+                                                         args.batch_size, args.max_length)
         frame = _scores(args, model_dir, args.data)
         if args.scores_out is not None:
             _save_table(frame, args.scores_out)

@@ -225,11 +225,14 @@ def evaluate_variant_scores(scores: pd.DataFrame, label_column: str = "label",
 
 @torch.no_grad()
 def predict_variant_effects(model: torch.nn.Module, variants: str | Path,
-                            batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                            batch_size: int = 32, max_length: int | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """Outputs of a fine-tuned :class:`~hyena_glt.model.HyenaGLTForVariantEffect` on a
     ``variants`` shard directory: ``(N, C)`` class probabilities (``(N,)`` scores when
-    ``num_classes == 1``) and the ``(N,)`` labels, for the rows that have a label."""
-    dataset = VariantEffectDataset(variants, max_length=None, padding=None)
+    ``num_classes == 1``) and the ``(N,)`` labels, for the rows that have a label.
+    ``max_length`` crops both windows around the variant, as fine-tuning did (``None``: whole
+    windows)."""
+    dataset = VariantEffectDataset(variants, max_length=max_length, padding=None)
     model.eval()
     device = next(model.parameters()).device
     outputs = []
@@ -247,11 +250,12 @@ def predict_variant_effects(model: torch.nn.Module, variants: str | Path,
 
 
 def evaluate_variant_model(model: torch.nn.Module, variants: str | Path,
-                           batch_size: int = 32) -> dict[str, Any]:
+                           batch_size: int = 32, max_length: int | None = None
+                           ) -> dict[str, Any]:
     """Metrics of a fine-tuned variant-effect model on held-out variants: classification
     (accuracy, F1, AUROC, ...) for a class head, regression (MSE, Spearman, ...) for a score
     head, plus ``n_variants``."""
-    predictions, labels = predict_variant_effects(model, variants, batch_size)
+    predictions, labels = predict_variant_effects(model, variants, batch_size, max_length)
     if not len(labels):
         raise DataError("no labelled variants to evaluate", path=str(variants))
     task = "regression" if predictions.ndim == 1 else "sequence_classification"

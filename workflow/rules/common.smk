@@ -338,6 +338,14 @@ def model_arguments(wildcards, input):
     return quoted(f"--model={name}={input[name]}" for name in names)
 
 
+def variant_max_length(wildcards):
+    """`--max-length` of a variant task's paired head, in fine-tuning and evaluation alike."""
+    window = config["finetune"].get("variant_window")
+    if TASKS.loc[wildcards.task, "type"] == "variant_effect" and window:
+        return f"--max-length {window}"
+    return ""
+
+
 def evaluated_models(wildcards):
     """Models evaluated on a task's test part, by name. The fine-tuned model always; for
     variant tasks also the pretrained LM (zero-shot Δ log-likelihood)."""

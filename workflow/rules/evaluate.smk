@@ -65,6 +65,7 @@ rule evaluate:
         models=lambda wildcards, input: quoted(
             f"--model={name}={input[name]}" for name in evaluated_models(wildcards)
         ),
+        max_length=variant_max_length,
     shell:
-        "hyena-glt evaluate {params.models} --data {params.test:q}"
+        "hyena-glt evaluate {params.models} --data {params.test:q} {params.max_length}"
         " --dataset {wildcards.task} --threads {threads} --out {output:q} > {log} 2>&1"

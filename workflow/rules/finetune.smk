@@ -43,12 +43,7 @@ rule finetune:
             f"--set={field}={value}"
             for field, value in config["finetune"].get("overrides", {}).items()
         ),
-        max_length=lambda wildcards: (
-            f"--max-length {config['finetune']['variant_window']}"
-            if TASKS.loc[wildcards.task, "type"] == "variant_effect"
-            and config["finetune"].get("variant_window")
-            else ""
-        ),
+        max_length=variant_max_length,
         max_steps=(
             f"--max-steps {config['finetune']['max_steps']}"
             if config["finetune"]["max_steps"]
