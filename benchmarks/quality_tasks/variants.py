@@ -24,15 +24,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import Subset
 
 from hyena_glt.data import VariantEffectDataset
-from hyena_glt.data.datasets import collate_batch
 from hyena_glt.data.shards import read_table
-from hyena_glt.evaluation.variant_effect import position_group_folds, score_variants
+from hyena_glt.evaluation.variant_effect import (
+    position_group_folds,
+    predict_variant_effects,
+    score_variants,
+)
 from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
 from hyena_glt.model import HyenaGLTForCausalLM
 from hyena_glt.training import FineTuner, resolve_model, seed_everything
@@ -95,19 +97,9 @@ def _finetune_fold(train: Subset, test: Subset, seed: int, epochs: int, out_dir:
     settings = {k: v for k, v in FINETUNE.items() if k != "epochs"}
     tuner = FineTuner("hyena-glt-base", task_type="variant_effect", num_classes=2, seed=seed,
                       output_dir=out_dir, **settings)
-    model = tuner.finetune(train, num_epochs=epochs, show_progress=False).eval()
-    device = next(model.parameters()).device  # the trainer's: a GPU when there is one
-    probabilities = []
-    with torch.no_grad():
-        for start in range(0, len(test), 64):
-            batch = {k: v.to(device) for k, v in collate_batch(
-                [test[i] for i in range(start, min(start + 64, len(test)))]).items()}
-            logits = model(batch["alt_input_ids"], batch["alt_attention_mask"],
-                           ref_input_ids=batch["ref_input_ids"],
-                           ref_attention_mask=batch["ref_attention_mask"],
-                           variant_offset=batch["variant_offset"]).logits
-            probabilities.append(logits.float().softmax(-1)[:, 1].cpu().numpy())
-    return np.concatenate(probabilities)
+    model = tuner.finetune(train, num_epochs=epochs, show_progress=False)
+    probabilities, _ = predict_variant_effects(model, test, batch_size=64)
+    return probabilities[:, 1]
 
 
 def _auroc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigurationError
 from .threads import add_threads_option, apply_threads
@@ -61,12 +62,9 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run_score)
 
 
-def _scores(args: argparse.Namespace, model_dir: Path, variants: Path):
-    apply_threads(args)
+def _scores(args: argparse.Namespace, model: Any, variants: Path):
     from ..evaluation.variant_effect import score_variants
-    from ..model import HyenaGLTForCausalLM
 
-    model = HyenaGLTForCausalLM.from_pretrained(model_dir)
     return score_variants(model, variants, batch_size=args.batch_size,
                           strand_average=args.strand_average, reduction=args.reduction)
 
@@ -78,7 +76,10 @@ def _save_table(frame, path: Path) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    frame = _scores(args, args.model, args.variants)
+    from ..model import HyenaGLTForCausalLM
+
+    apply_threads(args)
+    frame = _scores(args, HyenaGLTForCausalLM.from_pretrained(args.model), args.variants)
     _save_table(frame, args.out)
     logger.info("wrote %d variant scores to %s", len(frame), args.out)
     return 0
@@ -159,16 +160,21 @@ def _evaluate_table(args: argparse.Namespace, model_dir: Path) -> dict:
 
 def _evaluate_model(args: argparse.Namespace, model_dir: Path, kind: str) -> dict:
     """All metrics of one model on ``args.data`` (a shard directory of ``kind`` or a table)."""
-    from ..errors import DataError
+    from ..errors import DataError, ModelError
     from ..evaluation.models import load_model
 
     if kind == "variants":
         from ..evaluation import variant_effect
 
-        if _architecture(model_dir) == "HyenaGLTForVariantEffect":
-            return variant_effect.evaluate_variant_model(load_model(model_dir), args.data,
-                                                         args.batch_size, args.max_length)
-        frame = _scores(args, model_dir, args.data)
+        model = load_model(model_dir)
+        if getattr(model, "paired_inputs", False):
+            return variant_effect.evaluate_variant_model(model, args.data, args.batch_size,
+                                                         args.max_length)
+        if type(model).__name__ != "HyenaGLTForCausalLM":
+            raise ModelError(f"{model_dir}: holds a {type(model).__name__}; variants are "
+                             "scored by a fine-tuned HyenaGLTForVariantEffect or zero-shot by a "
+                             "HyenaGLTForCausalLM")
+        frame = _scores(args, model, args.data)
         if args.scores_out is not None:
             _save_table(frame, args.scores_out)
         return variant_effect.evaluate_variant_scores(
@@ -192,14 +198,6 @@ def _model_dir(name_or_path: str) -> Path:
 
     path = Path(name_or_path)
     return path if path.is_dir() else resolve_model(name_or_path)
-
-
-def _architecture(model_dir: Path) -> str | None:
-    """The model class a torch model directory records (None for ONNX exports)."""
-    config = model_dir / "config.json"
-    if not config.is_file():
-        return None
-    return json.loads(config.read_text()).get("extra", {}).get("architecture")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupKFold
+from torch.utils.data import Dataset
 
 from hyena_glt.data.datasets import VariantEffectDataset, collate_batch
 from hyena_glt.data.shards import read_manifest, read_table
@@ -224,29 +225,32 @@ def evaluate_variant_scores(scores: pd.DataFrame, label_column: str = "label",
 
 
 @torch.no_grad()
-def predict_variant_effects(model: torch.nn.Module, variants: str | Path,
+def predict_variant_effects(model: torch.nn.Module, variants: str | Path | Dataset,
                             batch_size: int = 32, max_length: int | None = None
                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Outputs of a fine-tuned :class:`~hyena_glt.model.HyenaGLTForVariantEffect` on a
-    ``variants`` shard directory: ``(N, C)`` class probabilities (``(N,)`` scores when
-    ``num_classes == 1``) and the ``(N,)`` labels, for the rows that have a label.
-    ``max_length`` crops both windows around the variant, as fine-tuning did (``None``: whole
-    windows)."""
-    dataset = VariantEffectDataset(variants, max_length=max_length, padding=None)
+    """Outputs of a fine-tuned :class:`~hyena_glt.model.HyenaGLTForVariantEffect` on labelled
+    variant pairs: ``(N, C)`` class probabilities (``(N,)`` scores when ``num_classes == 1``)
+    and the ``(N,)`` labels. ``variants`` is a ``variants`` shard directory, whose windows
+    ``max_length`` crops around the variant as fine-tuning did (``None``: whole windows), or
+    any dataset of pair items (e.g. a ``Subset`` of a :class:`VariantEffectDataset`)."""
+    dataset = (variants if isinstance(variants, Dataset)
+               else VariantEffectDataset(variants, max_length=max_length, padding=None))
     model.eval()
     device = next(model.parameters()).device
-    outputs = []
+    outputs, labels = [], []
     for start in progress(range(0, len(dataset), batch_size), desc="variant pairs"):
         batch = collate_batch([dataset[i] for i in range(start, min(start + batch_size,
                                                                     len(dataset)))])
+        labels.append(batch["labels"])
         batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
         logits = model(batch["alt_input_ids"], batch["alt_attention_mask"],
                        ref_input_ids=batch["ref_input_ids"],
                        ref_attention_mask=batch["ref_attention_mask"],
                        variant_offset=batch["variant_offset"]).logits.float()
         outputs.append((logits[:, 0] if logits.shape[1] == 1 else logits.softmax(-1)).cpu())
-    predictions = torch.cat(outputs).numpy() if outputs else np.zeros((0,))
-    return predictions, dataset.labels
+    if not outputs:
+        return np.zeros((0,)), np.zeros((0,))
+    return torch.cat(outputs).numpy(), torch.cat(labels).numpy()
 
 
 def evaluate_variant_model(model: torch.nn.Module, variants: str | Path,
