@@ -119,16 +119,16 @@ def model_inputs(batch: Mapping[str, torch.Tensor], paired: bool = False
     if paired and not pair:
         raise ConfigurationError("a paired variant-effect model needs ref/alt windows (a "
                                  "'variants' shard directory or VariantEffectDataset)")
-    inputs = {}
-    for prefix, name in (("alt_" if pair else "", ""), ("ref_", "ref_")):
-        if prefix == "ref_" and not paired:
-            break
-        ids = batch[f"{prefix}input_ids"]
-        mask = batch.get(f"{prefix}attention_mask")
-        inputs[f"{name}input_ids"] = ids
-        inputs[f"{name}attention_mask"] = torch.ones_like(ids) if mask is None else mask
+    def window(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = batch[f"{prefix}input_ids"], batch.get(f"{prefix}attention_mask")
+        return ids, torch.ones_like(ids) if mask is None else mask
+
+    input_ids, attention_mask = window("alt_" if pair else "")
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if paired:
-        inputs["variant_offset"] = batch["variant_offset"]
+        ref_ids, ref_mask = window("ref_")
+        inputs.update(ref_input_ids=ref_ids, ref_attention_mask=ref_mask,
+                      variant_offset=batch["variant_offset"])
     return inputs
 
 
