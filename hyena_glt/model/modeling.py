@@ -154,6 +154,12 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
             if self.per_position:
                 rc_logits = flip_positions(rc_logits, mask)
             logits = (logits + rc_logits) / 2
+        return self._output(out, logits, labels, attention_mask)
+
+    def _output(self, out: HyenaGLTOutput, logits: torch.Tensor, labels: torch.Tensor | None,
+                attention_mask: torch.Tensor | None):
+        """The task output: ``loss`` when ``labels`` are given (plus the weighted auxiliary
+        entropy-model loss of merging), and the backbone's extras."""
         loss = None
         if labels is not None:
             loss = self._task_loss(logits, labels, attention_mask)
@@ -267,16 +273,7 @@ class HyenaGLTForVariantEffect(_HyenaGLTTaskModel):
         ref_states, alt_states = out.last_hidden_state.chunk(2)
         ref_mask, alt_mask = mask.chunk(2)
         logits = self.head(ref_states, alt_states, variant_offset, ref_mask, alt_mask)
-        loss = None
-        if labels is not None:
-            loss = self._task_loss(logits, labels, None)
-            if out.aux_loss is not None and self.config.merge_aux_loss_weight > 0:
-                loss = loss + self.config.merge_aux_loss_weight * out.aux_loss
-        return SequenceClassifierOutput(loss=loss, logits=logits,
-                                        hidden_states=out.hidden_states,
-                                        patch_boundaries=out.patch_boundaries,
-                                        num_patches=out.num_patches,
-                                        attentions=out.attentions, aux_loss=out.aux_loss)
+        return self._output(out, logits, labels, None)
 
 
 class HyenaGLTForCausalLM(_HyenaGLTTaskModel):
@@ -316,16 +313,7 @@ class HyenaGLTForCausalLM(_HyenaGLTTaskModel):
                 output_attentions: bool = False) -> CausalLMOutput:
         # The head is position-wise, so it is applied to the states directly.
         out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
-        logits = self.head(out.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = self._task_loss(logits, labels, attention_mask)
-            if out.aux_loss is not None and self.config.merge_aux_loss_weight > 0:
-                loss = loss + self.config.merge_aux_loss_weight * out.aux_loss
-        return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                              patch_boundaries=out.patch_boundaries,
-                              num_patches=out.num_patches, attentions=out.attentions,
-                              aux_loss=out.aux_loss)
+        return self._output(out, self.head(out.last_hidden_state), labels, attention_mask)
 
     @torch.no_grad()
     def sequence_log_likelihood(self, input_ids: torch.Tensor,
