@@ -1,9 +1,10 @@
 """Token classification from FASTA + GFF3: per-base CDS labels, fine-tuned from the base model.
 
 Labels every base of the bundled Arabidopsis chloroplast genome (resources/genomes, 154 kb)
-1 inside a GFF3 ``CDS`` feature (resources/annotation), else 0, cuts it into windows with a
-held-out stretch of the genome (``ingest_annotation(split=0.8)``: no window crosses the cut),
-and fine-tunes ``hyena-glt-base`` with a per-base head (``task_type="token_classification"``).
+1 inside a GFF3 ``CDS`` feature (resources/annotation), else 0, cuts it into windows and holds
+out 20% of them, spread over the genome (``ingest_annotation(split=0.8)``: no window crosses a
+cut, and held-out copies of the inverted repeat are dropped), and fine-tunes ``hyena-glt-base``
+with a per-base head (``task_type="token_classification"``).
 
     python examples/07_token_classification.py --quick
 

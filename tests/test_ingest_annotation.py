@@ -195,11 +195,14 @@ def test_split_parts_never_share_a_base_and_keep_their_labels(tmp_path, stride):
         np.testing.assert_array_equal(row["labels"], labels if row["strand"] == "+"
                                       else labels[::-1])
     manifests = {name: read_manifest(out / name) for name in ("train", "test")}
-    (test_start, test_end), = manifests["test"]["metadata"]["segments"]["NC_045512.2"]
-    assert test_start % stride == 0 and test_end - test_start == 6000  # round(0.2 * 29903 / stride)
-    assert manifests["train"]["metadata"]["segments"]["NC_045512.2"] == [
-        [a, b] for a, b in ((0, test_start), (test_end, 29903)) if b > a]
-    assert all(test_start <= row["start"] and row["end"] <= test_end for row in test)
+    segments = {name: manifests[name]["metadata"]["segments"]["NC_045512.2"]
+                for name in manifests}
+    assert sum(b - a for a, b in segments["test"]) == 6000  # round(0.2 * 29 blocks) of 1000 nt
+    assert all(a % 1000 == 0 for part in segments.values() for a, _ in part)
+    assert sorted(segments["train"] + segments["test"])[-1][1] == 29903
+    assert all(any(a <= row["start"] and row["end"] <= b for a, b in segments["test"])
+               for row in test)
+    assert counts["test"]["duplicate_windows"] == 0  # the virus genome has no long repeat
     for name, manifest in manifests.items():
         assert manifest["metadata"]["counts"] == counts[name]
         assert manifest["metadata"]["part"] == name
@@ -230,7 +233,7 @@ def test_split_is_seeded_and_cli_writes_train_and_test(tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_split_segments_cover_each_record_once():
+def test_split_segments_cover_each_record_once_with_spread_test_blocks():
     from hyena_glt.ingest.annotation import split_segments
 
     for length in (1, 999, 1000, 2500, 154478):
@@ -239,4 +242,66 @@ def test_split_segments_cover_each_record_once():
         assert stretches[0][0] == 0 and stretches[-1][1] == length
         assert all(a[1] == b[0] for a, b in itertools.pairwise(stretches))
         if length >= 2000:
-            assert len(parts["test"]) == 1 and parts["train"]
+            assert parts["test"] and parts["train"]
+        if length == 154478:  # 154 blocks, 31 held out, spread over the record
+            assert sum(b - a for a, b in parts["test"]) == 31_000
+            assert len(parts["test"]) > 10
+    # Overlapping windows: blocks are one window (rounded up to the stride grid).
+    parts = split_segments(10_000, 0.5, seed=0, record="r", stride=300, window=1000)
+    assert all(a % 1200 == 0 for a, _ in parts["train"] + parts["test"])
+
+
+def test_kmers_are_strand_blind_and_skip_non_acgt():
+    from hyena_glt.ingest.duplicates import canonical_kmers
+
+    rng = np.random.default_rng(0)
+    sequence = "".join(rng.choice(list("ACGT"), 200))
+    reverse = sequence[::-1].translate(str.maketrans("ACGT", "TGCA"))
+    forward_codes, forward_valid = canonical_kmers(sequence)
+    reverse_codes, _ = canonical_kmers(reverse)
+    np.testing.assert_array_equal(forward_codes, reverse_codes[::-1])
+    assert forward_valid.all() and len(forward_codes) == 200 - 31 + 1
+    assert len(set(forward_codes.tolist())) == len(forward_codes)  # random 31-mers are unique
+    _, valid = canonical_kmers(sequence[:100] + "N" + sequence[101:])
+    assert not valid[70:101].any() and valid[:70].all() and valid[101:].all()
+    assert canonical_kmers("ACGT")[0].size == 0
+
+
+def test_split_drops_held_out_copies_of_an_inverted_repeat(tmp_path):
+    """The chloroplast's IRa is the reverse complement of IRb: held-out windows of one copy
+    would be scored against their training copy, so they are dropped, and only they."""
+    from hyena_glt.ingest.duplicates import TrainingKmers, canonical_kmers
+
+    fasta, gff, _ = GENOMES["chloroplast"]
+    counts = ingest_annotation(fasta, gff, tmp_path / "dedup", window=1024, split=0.8,
+                               reverse_complement=True)
+    kept = ingest_annotation(fasta, gff, tmp_path / "kept", window=1024, split=0.8,
+                             reverse_complement=True, duplicate_threshold=None)
+    assert counts["train"] == kept["train"] and "duplicate_windows" not in kept["test"]
+    assert counts["test"]["duplicate_windows"] > 0
+    assert (counts["test"]["windows"] + counts["test"]["duplicate_windows"]
+            == kept["test"]["windows"])
+    sequence = next(iter(pysam.FastxFile(str(fasta)))).sequence
+    training = TrainingKmers(sequence[row["start"]:row["end"]]
+                             for row in read_shards(tmp_path / "dedup" / "train")
+                             if row["strand"] == "+")
+
+    def shared(row: dict) -> float:
+        return training.shared_fraction(*canonical_kmers(sequence[row["start"]:row["end"]]))
+
+    written = {row["id"] for row in read_shards(tmp_path / "dedup" / "test", ["id"])}
+    forward = [row for row in read_shards(tmp_path / "kept" / "test") if row["strand"] == "+"]
+    dropped = [row for row in forward if row["id"] not in written]
+    assert dropped and all(shared(row) >= 0.5 for row in dropped)
+    inverted_repeats = ((84_170, 110_434), (128_214, 154_478))  # NC_000932.1 IRb, IRa
+    assert all(any(a - 1024 < row["start"] < b for a, b in inverted_repeats) for row in dropped)
+    assert all(shared(row) < 0.5 for row in forward if row["id"] in written)
+    parameters = read_manifest(tmp_path / "dedup" / "test")["metadata"]["parameters"]
+    assert parameters["duplicate_threshold"] == 0.5
+
+
+def test_cli_rejects_a_bad_duplicate_threshold(tmp_path):
+    fasta, gff, _ = GENOMES["sars_cov_2"]
+    assert main(["ingest", "annotation", str(fasta), "--annotation", str(gff), "--split", "0.8",
+                 "--duplicate-threshold", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

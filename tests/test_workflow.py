@@ -367,12 +367,13 @@ def test_ingestion_runs_on_the_example_data(tmp_path):
             for split in ("train", "test")
         )
 
-    # Annotation: split by genomic position, 512-bp windows on each side of the cuts.
+    # Annotation: split by genomic position into 512-bp blocks, each one window.
     train, test = parts("sars_cov_2_cds")
     assert train["kind"] == test["kind"] == "annotation"
     assert 29_903 // 512 - 2 <= train["num_rows"] + test["num_rows"] <= 29_903 // 512
     assert 0.7 < train["num_rows"] / (train["num_rows"] + test["num_rows"]) < 0.9
     assert train["metadata"]["parameters"]["feature"] == ["CDS"]
+    assert test["metadata"]["parameters"]["duplicate_threshold"] == 0.5
 
     # Variants: split by position bins; every labelled variant lands in one part.
     train, test = parts("brca1_lof")

@@ -132,15 +132,21 @@ def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
                         "(strand '-')")
     split = parser.add_argument_group(
         "held-out split", "with --split, DIR/train and DIR/test are written from disjoint "
-        "stretches of each record: the test stretch is (1 - FRACTION) of the record, on the "
-        "grid of window starts (multiples of --stride), at a seeded random offset; train is "
-        "the rest, before and after it. Each stretch is windowed on its own, so no window "
-        "crosses a cut and no test base is in a train window. A record shorter than two "
-        "strides goes whole to one side (train with probability FRACTION)")
+        "window-sized blocks of each record (on the grid of window starts): a seeded random "
+        "(1 - FRACTION) of the blocks is held out, so test windows sample the whole genome, "
+        "no window crosses a cut and no test base is in a train window. A test window is "
+        "then dropped when half or more of its 31-mers occur in train on either strand "
+        "(repeats such as inverted-repeat copies; see --duplicate-threshold). A record "
+        "shorter than two windows goes whole to one side (train with probability FRACTION)")
     split.add_argument("--split", type=float, default=None, metavar="FRACTION",
                        help="train fraction (0 < FRACTION < 1) of each record")
     split.add_argument("--seed", type=int, default=0,
-                       help="seed of the test stretches' offsets (default 0)")
+                       help="seed of the held-out blocks (default 0)")
+    split.add_argument("--duplicate-threshold", type=float, default=0.5, metavar="F",
+                       help="drop a test window when at least this fraction of its canonical "
+                       "31-mers occurs in the train part (default 0.5)")
+    split.add_argument("--keep-duplicates", action="store_true",
+                       help="keep test windows that repeat train sequence")
     parser.set_defaults(func=_run_annotation)
 
 
@@ -150,7 +156,8 @@ def _run_annotation(args: argparse.Namespace) -> int:
     ingest_annotation(args.fasta, args.annotation, args.out, feature=args.feature or ["CDS"],
                       window=args.window, stride=args.stride, min_length=args.min_length,
                       reverse_complement=args.reverse_complement, split=args.split,
-                      seed=args.seed)
+                      seed=args.seed,
+                      duplicate_threshold=None if args.keep_duplicates else args.duplicate_threshold)
     return 0
 
 

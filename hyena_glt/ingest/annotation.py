@@ -15,8 +15,10 @@ Windows are cut as for the FASTA ingester (same window/stride/last-window rule) 
 "annotation" shards: ``input_ids`` (one token per base) with ``labels`` (int8, one per base).
 
 With ``split`` the windows go to ``<out>/train`` and ``<out>/test`` shard directories cut from
-disjoint stretches of each record (:func:`split_segments`): no base of a test window is in a
-train window, so a model cannot have seen its test sequence, even with overlapping windows.
+disjoint, window-sized blocks of each record (:func:`split_segments`): no base of a test window
+is in a train window, even with overlapping windows, and test windows whose sequence repeats
+train sequence on either strand are dropped (:mod:`~hyena_glt.ingest.duplicates`), so a model
+cannot have seen its test sequence.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..data.tokenizers import DNATokenizer
 from ..errors import ConfigurationError, DataError, TokenizationError
 from ..io import atomic_directory
 from ..progress import Progress
+from .duplicates import TrainingKmers, canonical_kmers
 from .fasta import FastaRecord, read_fasta, window_bounds
 
 __all__ = [
@@ -264,16 +267,18 @@ def feature_masks(
     return {record.name: mask for record, mask in _masked_records(fasta, annotation, feature, format)}
 
 
-def split_segments(length: int, train_fraction: float, seed: int, record: str, stride: int
-                   ) -> dict[str, list[tuple[int, int]]]:
+def split_segments(length: int, train_fraction: float, seed: int, record: str, stride: int,
+                   window: int | None = None) -> dict[str, list[tuple[int, int]]]:
     """A record's ``[start, end)`` segments for ``train`` and ``test``; see :func:`ingest_annotation`.
 
-    The record is cut on the grid of window starts (multiples of ``stride``): the test part is
-    one stretch of ``round((1 - train_fraction) * n)`` of its ``n = length // stride`` grid
-    steps (at least one, at most ``n - 1``) at an offset drawn from
-    ``numpy.random.default_rng([seed, crc32(record)])``; the stretch takes in the record's tail
-    when it reaches the last grid step; train is what lies before and after it. A record shorter
-    than two steps goes whole to train with probability ``train_fraction`` (same draw).
+    The record is cut into blocks of one window each (``window`` rounded up to a multiple of
+    ``stride``; default ``stride``), and ``round((1 - train_fraction) * n)`` of its ``n``
+    blocks (at least one, at most ``n - 1``) are drawn for test, without replacement, by
+    ``numpy.random.default_rng([seed, crc32(record)])``. Held-out windows are so spread over the
+    whole record (genes, repeats, intergenic regions alike) rather than one region of it. The
+    record's tail (``length % block``) joins the last block; neighbouring blocks of one part
+    merge into one segment. A record shorter than two blocks goes whole to train with
+    probability ``train_fraction`` (same draw).
 
     Raises:
         ConfigurationError: ``train_fraction`` outside (0, 1).
@@ -281,16 +286,23 @@ def split_segments(length: int, train_fraction: float, seed: int, record: str, s
     if not 0.0 < train_fraction < 1.0:
         raise ConfigurationError(f"split={train_fraction}; the train fraction must lie in (0, 1)")
     rng = np.random.default_rng([seed, zlib.crc32(record.encode())])
-    steps = length // stride
-    if steps < 2:
+    block = -(-max(window or stride, stride) // stride) * stride
+    blocks = length // block
+    if blocks < 2:
         side = "train" if rng.random() < train_fraction else "test"
         return {"train": [], "test": [], side: [(0, length)]}
-    test_steps = min(max(round((1 - train_fraction) * steps), 1), steps - 1)
-    first = int(rng.integers(0, steps - test_steps + 1))
-    start = first * stride
-    end = length if first + test_steps == steps else (first + test_steps) * stride
-    train = [(a, b) for a, b in ((0, start), (end, length)) if b > a]
-    return {"train": train, "test": [(start, end)]}
+    test_blocks = min(max(round((1 - train_fraction) * blocks), 1), blocks - 1)
+    is_test = np.zeros(blocks, dtype=bool)
+    is_test[rng.choice(blocks, size=test_blocks, replace=False)] = True
+    parts: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
+    for index in range(blocks):
+        start, end = index * block, length if index == blocks - 1 else (index + 1) * block
+        segments = parts["test" if is_test[index] else "train"]
+        if segments and segments[-1][1] == start:
+            segments[-1] = (segments[-1][0], end)
+        else:
+            segments.append((start, end))
+    return parts
 
 
 def ingest_annotation(
@@ -307,6 +319,7 @@ def ingest_annotation(
     tokenizer: DNATokenizer | None = None,
     split: float | None = None,
     seed: int = 0,
+    duplicate_threshold: float | None = 0.5,
 ) -> dict[str, Any]:
     """Write an "annotation" shard directory: windows of ``fasta`` with per-base labels.
 
@@ -318,31 +331,45 @@ def ingest_annotation(
     (``strand == "-"``, ids and labels both reversed).
 
     With ``split`` (train fraction), ``out_dir`` holds ``train`` and ``test`` shard
-    directories: each record is cut into a test stretch and the train stretches around it
-    (:func:`split_segments`, seeded by ``seed``), and each stretch is windowed on its own as
-    above (from its start, which lies on the stride grid), so no window crosses a cut.
+    directories: each record is cut into window-sized blocks, a seeded random ``1 - split`` of
+    them held out (:func:`split_segments`), and each run of blocks of one part is windowed on
+    its own as above (from its start, which lies on the stride grid), so no window crosses a
+    cut. A test window is then dropped when at least ``duplicate_threshold`` of its canonical
+    31-mers occur anywhere in the train part, on either strand (repeats such as a chloroplast's
+    inverted-repeat copies, see :mod:`~hyena_glt.ingest.duplicates`); ``None`` keeps them.
 
     Returns:
         Counts ``records``, ``bases``, ``feature_bases``, ``windows`` (also in the manifest);
-        with ``split``, ``{"train": counts, "test": counts}`` over each part's stretches.
+        with ``split``, ``{"train": counts, "test": counts}`` over each part's stretches, the
+        test counts with ``duplicate_windows`` (windows dropped as duplicates, both strands).
 
     Raises:
         DataError: see :func:`feature_masks`; also characters outside the DNA alphabet (named
             with record and position) or no window at all (in a part) (records shorter than
-            ``window``). ConfigurationError: ``split`` outside (0, 1).
+            ``window``). ConfigurationError: ``split`` or ``duplicate_threshold`` outside
+            (0, 1].
     """
     stride = window if stride is None else stride
     if split is not None and not 0.0 < split < 1.0:
         raise ConfigurationError(f"split={split}; the train fraction must lie in (0, 1)")
+    if duplicate_threshold is not None and not 0.0 < duplicate_threshold <= 1.0:
+        raise ConfigurationError(f"duplicate_threshold={duplicate_threshold}: must lie in (0, 1]")
     tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
     features = [feature] if isinstance(feature, str) else list(feature)
     params = {"window": window, "stride": stride, "min_length": min_length,
               "reverse_complement": reverse_complement, "feature": features}
     if split is not None:
-        params.update(split=split, seed=seed)
+        params.update(split=split, seed=seed, duplicate_threshold=duplicate_threshold)
     names = ["all"] if split is None else ["train", "test"]
     counts = {name: {"records": 0, "bases": 0, "feature_bases": 0, "windows": 0}
               for name in names}
+    training_kmers = None
+    if split is not None and duplicate_threshold is not None:
+        counts["test"]["duplicate_windows"] = 0
+        training_kmers = TrainingKmers(
+            record.sequence[begin:finish] for record in read_fasta(fasta)
+            for begin, finish in split_segments(len(record.sequence), split, seed, record.name,
+                                                stride, window)["train"])
     segments: dict[str, dict[str, list[tuple[int, int]]]] = {name: {} for name in names}
     with contextlib.ExitStack() as stack:
         if split is None:
@@ -361,18 +388,24 @@ def ingest_annotation(
                 except TokenizationError as err:
                     raise DataError(str(err), path=fasta, record=record.name) from None
                 parts = ({"all": [(0, len(ids))]} if split is None else
-                         split_segments(len(ids), split, seed, record.name, stride))
+                         split_segments(len(ids), split, seed, record.name, stride, window))
                 rc_ids = (np.asarray(tokenizer.reverse_complement_ids(ids), dtype=np.uint8)
                           if reverse_complement else None)
+                strands = 2 if reverse_complement else 1
                 for name, stretches in parts.items():
                     for begin, finish in stretches:
                         starts, ends = window_bounds(finish - begin, window, stride, min_length)
-                        _write_record(writers[name], record.name, ids, mask, starts + begin,
-                                      ends + begin, rc_ids)
+                        starts, ends = starts + begin, ends + begin
+                        if name == "test" and training_kmers is not None:
+                            unique = _not_in_training(record.sequence, starts, ends,
+                                                      training_kmers, duplicate_threshold)
+                            counts[name]["duplicate_windows"] += int((~unique).sum()) * strands
+                            starts, ends = starts[unique], ends[unique]
+                        _write_record(writers[name], record.name, ids, mask, starts, ends, rc_ids)
                         part = counts[name]
                         part["bases"] += finish - begin
                         part["feature_bases"] += int(mask[begin:finish].sum())
-                        part["windows"] += len(starts) * (2 if reverse_complement else 1)
+                        part["windows"] += len(starts) * strands
                     if stretches:
                         counts[name]["records"] += 1
                         segments[name][record.name] = [list(s) for s in stretches]
@@ -383,9 +416,12 @@ def ingest_annotation(
                     raise DataError(f"no window written: every record is shorter than "
                                     f"window={window} (set min_length to keep short windows)",
                                     path=fasta)
-                raise DataError(f"no window written to the {name} part: each of its stretches "
-                                f"of the records is shorter than window={window} (set "
-                                "min_length, a smaller window, or another split)", path=fasta)
+                dropped = counts[name].get("duplicate_windows", 0)
+                why = (f"all {dropped} of its windows repeat train sequence (raise "
+                       "duplicate_threshold or keep duplicates)" if dropped else
+                       f"each of its stretches of the records is shorter than window={window} "
+                       "(set min_length, a smaller window, or another split)")
+                raise DataError(f"no window written to the {name} part: {why}", path=fasta)
             writer.add_source(fasta)
             writer.add_source(annotation)
             writer.metadata["counts"] = counts[name]
@@ -393,6 +429,20 @@ def ingest_annotation(
                 writer.metadata["segments"] = segments[name]
     logger.info("wrote %s: %s", out_dir, counts)
     return counts["all"] if split is None else counts
+
+
+def _not_in_training(sequence: str, starts: np.ndarray, ends: np.ndarray,
+                     training_kmers: TrainingKmers, threshold: float) -> np.ndarray:
+    """Which windows ``[starts, ends)`` of ``sequence`` share less than ``threshold`` of their
+    k-mers with the train part."""
+    if not len(starts):
+        return np.zeros(0, dtype=bool)
+    first, last = int(starts.min()), int(ends.max())
+    codes, valid = canonical_kmers(sequence[first:last], training_kmers.k)
+    keep = [training_kmers.shared_fraction(codes[s - first:e - first - training_kmers.k + 1],
+                                           valid[s - first:e - first - training_kmers.k + 1])
+            < threshold for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return np.asarray(keep, dtype=bool)
 
 
 def _write_record(

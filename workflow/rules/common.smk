@@ -144,6 +144,17 @@ def train_fraction(wildcards):
     return round(1 - float(test), 6)
 
 
+def duplicates_flag(wildcards):
+    """Params function: how `hyena-glt ingest annotation` treats held-out windows that repeat
+    training sequence (the schema fills in the 0.5 default)."""
+    threshold = config["ingest"]["annotation"].get("duplicate_threshold", 0.5)
+    return (
+        "--keep-duplicates"
+        if threshold is None
+        else f"--duplicate-threshold {threshold}"
+    )
+
+
 def shard_dir(manifest):
     """The shard directory a ``manifest.json`` output describes (what the CLI takes as --out)."""
     return os.path.dirname(manifest)

@@ -91,7 +91,8 @@ rule ingest_annotation_task:
         task=names_regex(tasks_of_type("token_classification")),
     conda:
         "../envs/hyena-glt.yaml"
-    # One record at a time: memory holds a record's sequence and its per-base label mask.
+    # One record at a time: memory holds a record's sequence and its per-base label mask, plus
+    # the training part's 31-mers (8 bytes per base) for dropping repeated held-out windows.
     threads: 1
     resources:
         mem_mb=2000,
@@ -103,11 +104,12 @@ rule ingest_annotation_task:
         stride=config["ingest"]["annotation"]["stride"],
         train_fraction=train_fraction,
         seed=config["seed"],
+        duplicates=duplicates_flag,
     shell:
         "hyena-glt ingest annotation {input.fasta:q} --annotation {input.annotation:q}"
         " --out {params.out:q} --feature {params.feature:q}"
         " --window {params.window} --stride {params.stride}"
-        " --split {params.train_fraction} --seed {params.seed}"
+        " --split {params.train_fraction} --seed {params.seed} {params.duplicates}"
         " > {log} 2>&1"
 
 
