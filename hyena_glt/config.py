@@ -94,6 +94,9 @@ class HyenaGLTConfig:
     #: Outputs of a regression head.
     output_dim: int = 1
     id2label: dict[int, str] | None = None
+    #: How sequence-level heads summarise positions: ``"mean"`` (masked mean) or
+    #: ``"attention"`` (learned attention pooling, which can weight where a signal sits).
+    pooling: str = "mean"
 
     # --- training ---------------------------------------------------------------------------
     learning_rate: float = 1e-4
@@ -162,6 +165,7 @@ class HyenaGLTConfig:
         need(self.merge_aux_loss_weight >= 0.0, "merge_aux_loss_weight", ">= 0")
         need(self.max_patch_size >= self.min_patch_size, "max_patch_size",
              f">= min_patch_size={self.min_patch_size}")
+        need(self.pooling in ("mean", "attention"), "pooling", "one of mean, attention")
         need(self.learning_rate > 0, "learning_rate", "> 0")
         need(self.weight_decay >= 0, "weight_decay", ">= 0")
         need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",

@@ -11,7 +11,7 @@ import torch
 
 from hyena_glt.config import HyenaGLTConfig
 from hyena_glt.data.tokenizers import DNATokenizer
-from hyena_glt.errors import HyenaGLTWarning, ModelError
+from hyena_glt.errors import ConfigurationError, HyenaGLTWarning, ModelError
 from hyena_glt.model import (
     HyenaGLTForCausalLM,
     HyenaGLTForRegression,
@@ -146,6 +146,22 @@ def test_save_load_round_trip_is_identical(cls, tmp_path):
     assert loaded.config.extra["architecture"] == cls.__name__
 
 
+def test_attention_pooling_learns_saves_and_is_checked(tmp_path):
+    torch.manual_seed(0)
+    model = HyenaGLTForSequenceClassification(tiny_config(pooling="attention")).train()
+    ids = torch.randint(7, 12, (2, 48))
+    model(ids, labels=torch.tensor([0, 1])).loss.backward()
+    pool = model.head.attention_pool
+    assert pool is not None and all(p.grad.abs().sum() > 0 for p in pool.parameters())
+    model.eval().save_pretrained(tmp_path / "clf")
+    loaded = HyenaGLTForSequenceClassification.from_pretrained(tmp_path / "clf").eval()
+    assert loaded.config.pooling == "attention"
+    assert torch.equal(loaded(ids).logits, model(ids).logits)
+    assert HyenaGLTForSequenceClassification(tiny_config()).head.attention_pool is None
+    with pytest.raises(ConfigurationError, match=r"pooling='max' is invalid"):
+        tiny_config(pooling="max")
+
+
 def test_strict_loading_names_bad_keys_and_shapes(tmp_path):
     model = HyenaGLTForSequenceClassification(tiny_config())
     model.save_pretrained(tmp_path / "clf")
@@ -182,10 +198,11 @@ def test_classifier_starts_from_a_causal_lm_backbone(tmp_path):
     assert torch.equal(unmerged.backbone.final_norm.weight, lm.backbone.final_norm.weight)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_does_not_change_a_sequence_result(promoters, bidirectional):
+@pytest.mark.parametrize(("bidirectional", "pooling"),
+                         [(False, "mean"), (True, "mean"), (True, "attention")])
+def test_padding_does_not_change_a_sequence_result(promoters, bidirectional, pooling):
     torch.manual_seed(0)
-    config = tiny_config(bidirectional=bidirectional, rc_average=bidirectional)
+    config = tiny_config(bidirectional=bidirectional, rc_average=bidirectional, pooling=pooling)
     short, long = promoters[0, :150], promoters[1, :230]
     batch = torch.zeros(2, 230, dtype=torch.long)
     batch[0, :150], batch[1] = short, long

@@ -172,12 +172,13 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
 
 
 class HyenaGLTForSequenceClassification(_HyenaGLTTaskModel):
-    """``logits (B, num_classes)`` by masked mean pooling; cross-entropy on ``labels (B,)``."""
+    """``logits (B, num_classes)`` by pooling (``config.pooling``); cross-entropy on ``labels (B,)``."""
 
     output_class = SequenceClassifierOutput
 
     def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
-        return SequenceClassificationHead(config.d_model, config.num_classes, config.dropout)
+        return SequenceClassificationHead(config.d_model, config.num_classes, config.dropout,
+                                          config.pooling)
 
     def _task_loss(self, logits, labels, attention_mask):
         return F.cross_entropy(logits.float(), labels.long())
@@ -207,7 +208,7 @@ class HyenaGLTForRegression(_HyenaGLTTaskModel):
     output_class = RegressionOutput
 
     def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
-        return RegressionHead(config.d_model, config.output_dim, config.dropout)
+        return RegressionHead(config.d_model, config.output_dim, config.dropout, config.pooling)
 
     def _task_loss(self, logits, labels, attention_mask):
         labels = labels.float().reshape(logits.shape[0], -1)
