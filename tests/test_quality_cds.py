@@ -27,15 +27,6 @@ def tokenizer():
     return DNATokenizer()
 
 
-def test_inverted_repeat_of_the_chloroplast(cds):
-    from hyena_glt.ingest.fasta import read_fasta
-
-    record = next(read_fasta(cds.GENOMES["chloroplast"].fasta)).sequence
-    # GenBank NC_000932.1: IRb 84,171..110,434 and IRa 128,215..154,478 (1-based), 26,264 bp
-    assert cds.inverted_repeat(record) == (84170, 26264)
-    assert cds.inverted_repeat(next(read_fasta(cds.GENOMES["sarscov2"].fasta)).sequence) is None
-
-
 def test_stop_free_runs_by_frame(cds):
     # A T G A A A T A A C C C: TGA at 1 (frame 1), TAA at 6 (frame 0)
     codes = np.array(["ACGT".index(c) for c in "ATGAAATAACCC"])
@@ -50,20 +41,32 @@ def test_stop_free_runs_by_frame(cds):
     assert features.shape == (12, 103) and np.isfinite(features).all()
 
 
-def test_within_genome_split_is_interleaved_and_skips_ira(cds, tokenizer, tmp_path):
+def ids_to_text(ids) -> str:
+    return "".join("NNNNNNNACGT"[i] if i < 11 else "N" for i in ids.tolist())
+
+
+def test_within_genome_split_is_the_package_split_without_repeats(cds, tokenizer, tmp_path):
+    from hyena_glt.ingest.duplicates import TrainingKmers, canonical_kmers
+
     train, val, test, note = cds.split_windows("cds_within_chloroplast", 1024, tmp_path,
                                                tokenizer, quick=False)
-    _, grid, forward = cds.load_windows("chloroplast", 1024, tmp_path, tokenizer)
-    parts = [set(grid[part.indices]) for part in (train, val, test)]
-    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    assert all(g % cds.HELD_OUT_EVERY == 2 for g in parts[2])
-    assert all(g % cds.HELD_OUT_EVERY == 0 for g in parts[1])
-    assert forward[test.indices].all() and forward[val.indices].all()
+    _, train_grid, forward = cds.load_windows("chloroplast", 1024, tmp_path, tokenizer, "train")
+    _, test_grid, test_forward = cds.load_windows("chloroplast", 1024, tmp_path, tokenizer,
+                                                  "test")
+    train_part, val_part = set(train_grid[train.indices]), set(train_grid[val.indices])
+    test_part = set(test_grid[test.indices])
+    assert not (train_part & val_part or train_part & test_part or val_part & test_part)
+    assert all(g % cds.VALIDATION_EVERY == 0 for g in val_part)
+    assert forward[val.indices].all() and test_forward[test.indices].all()
     assert forward[train.indices].sum() == len(train) // 2  # trained on both strands
-    last_window_end = (max(set.union(*parts)) + 1) * 1024
-    ira_start = 154478 - 26264
-    assert last_window_end <= ira_start < last_window_end + 1024
-    assert (len(train), len(val), len(test)) == (2 * 75, 25, 25) and "IRa" in note
+    # 150 blocks, 30 held out, of which those repeating the other inverted-repeat copy dropped
+    assert len(train) + 2 * len(val) == 2 * 120 and 15 <= len(test) < 30
+    # No held-out window repeats a training window (the inverted repeats are each other's
+    # reverse complement): at most a chance 31-mer is shared.
+    training = TrainingKmers(ids_to_text(train.dataset[i]["input_ids"]) for i in train.indices)
+    shared = [training.shared_fraction(*canonical_kmers(ids_to_text(test.dataset[i]["input_ids"])))
+              for i in test.indices]
+    assert len(training) > 50_000 and max(shared) < 0.05 and "repeating train sequence" in note
 
 
 def test_balanced_labels_hide_majority_bases(cds, tokenizer, tmp_path):

@@ -9,19 +9,18 @@ a base is 1 inside any GFF3 ``CDS`` line, whatever its strand.
 
 Tasks (metrics pool every base of the forward-strand test windows):
 
-* ``cds_within_chloroplast``: every 5th window (``grid % 5 == 2``) is the test part. The second
-  inverted-repeat copy (IRa, the last 26,264 nt, the reverse complement of IRb) is dropped
-  first, or a test window could have its exact reverse complement among the train windows. The
-  old single held-out stretch (the last 20%) is the SSC + IRa end of the genome, rRNA operon
-  included, so it measured that region (and its IRb copy was in train); interleaved windows
-  sample the whole genome.
+* ``cds_within_chloroplast``: the package's own held-out split,
+  ``ingest_annotation(split=0.8)``: 20% of the windows, drawn over the whole genome, with the
+  held-out windows whose sequence repeats training sequence on either strand dropped (the
+  inverted repeats IRa/IRb are each other's reverse complement, so a held-out window of one
+  would be scored against its training copy in the other).
 * ``cds_chloroplast_to_sarscov2`` and ``cds_sarscov2_to_chloroplast``: train on one genome,
   test on every window of the other.
 
 Training, the same for every model: the train windows on both strands (a one-strand genome
 like SARS-CoV-2 then still shows minus-strand genes); a class-balanced loss
 (:class:`BalancedLabels`: a 98%-CDS virus would otherwise teach "everything is CDS"); every 5th
-window of the training genome (``grid % 5 == 0``) is a validation part that picks the CNN's
+training window (``grid % 5 == 0``) is a validation part that picks the CNN's
 epoch and Hyena-GLT's step by AUROC.
 
 Models: ``hyena_glt`` (a small bidirectional Hyena-GLT trained from scratch with
@@ -56,11 +55,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from hyena_glt.config import HyenaGLTConfig
 from hyena_glt.data import GenomeAnnotationDataset
 from hyena_glt.data.datasets import IGNORE_INDEX, collate_batch
-from hyena_glt.data.shards import read_table
+from hyena_glt.data.shards import read_manifest, read_table
 from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
 from hyena_glt.evaluation.metrics import GenomicMetrics
 from hyena_glt.ingest.annotation import ingest_annotation
-from hyena_glt.ingest.fasta import read_fasta
 from hyena_glt.model import HyenaGLTForTokenClassification
 from hyena_glt.model.pretrained import TOKENIZER_NAME
 from hyena_glt.training import FineTuner, HyenaGLTTrainer
@@ -69,7 +67,7 @@ from hyena_glt.training.state import seed_everything
 from quality_tasks import make_rows, shared_data
 
 __all__ = ["run", "GENOMES", "TASKS", "MODELS", "HYENA", "CNN_EPOCHS", "HyenaSettings",
-           "inverted_repeat", "split_windows", "BalancedLabels", "base_features",
+           "load_windows", "split_windows", "BalancedLabels", "base_features",
            "OrfKmerLogisticRegression", "PerBaseCNN", "train_cnn", "train_hyena", "score"]
 
 logger = logging.getLogger(__name__)
@@ -101,7 +99,8 @@ TASKS = {  # task -> (train genome, test genome); the same genome = interleaved 
     "cds_sarscov2_to_chloroplast": ("sarscov2", "chloroplast"),
 }
 MODELS = ("all_cds", "kmer_lr", "orf_lr", "cnn", "hyena_glt")
-HELD_OUT_EVERY = 5  # within-genome: windows i with i % 5 == 2 are the test part
+TRAIN_FRACTION = 0.8  # within-genome: ingest_annotation(split=0.8) holds out 20% of windows
+VALIDATION_EVERY = 5  # training windows i with i % 5 == 0 pick the step/epoch (early stopping)
 
 
 @dataclass(frozen=True)
@@ -138,31 +137,23 @@ _QUICK_WINDOWS = 12  # windows per genome in quick mode
 
 
 # --- data --------------------------------------------------------------------------------------
-def inverted_repeat(sequence: str, probe: int = 500) -> tuple[int, int] | None:
-    """``(ir_b_start, length)`` when the record ends in an inverted repeat (IRa) whose reverse
-    complement (IRb) lies earlier, as in plastid genomes; else None."""
-    complement = str.maketrans("ACGT", "TGCA")
-    tail_rc = sequence[-probe:].translate(complement)[::-1]
-    start = sequence.find(tail_rc)
-    if start < 0 or start + probe > len(sequence) - probe:
-        return None
-    span = (len(sequence) - start) // 2  # IRb [start, start + k) and IRa must not overlap
-    forward = np.frombuffer(sequence[start:start + span].encode(), dtype=np.uint8)
-    mirrored = np.frombuffer(sequence.translate(complement)[::-1][:span].encode(), dtype=np.uint8)
-    mismatch = np.flatnonzero(forward != mirrored)
-    return start, int(mismatch[0]) if len(mismatch) else span
+def _shard_root(genome: str, window: int, out_dir: Path, split: bool) -> Path:
+    return out_dir / f"{genome}_w{window}_both_strands{'_split' if split else ''}"
 
 
-def load_windows(genome: str, window: int, out_dir: Path, tokenizer: Any
+def load_windows(genome: str, window: int, out_dir: Path, tokenizer: Any, part: str = "all"
                  ) -> tuple[GenomeAnnotationDataset, np.ndarray, np.ndarray]:
-    """The genome's non-overlapping windows and their reverse complements (``ingest_annotation``
-    with ``reverse_complement=True``), each window's grid index (forward start // window) and
-    whether it is the forward strand."""
+    """Non-overlapping windows of ``genome`` and their reverse complements
+    (``ingest_annotation(reverse_complement=True)``), each window's grid index (forward start //
+    window) and whether it is the forward strand. ``part`` ``"train"`` or ``"test"`` reads that
+    part of the package's held-out split (``split=TRAIN_FRACTION``); ``"all"`` every window."""
     spec = GENOMES[genome]
-    shards = out_dir / f"{genome}_w{window}_both_strands"
+    split = None if part == "all" else TRAIN_FRACTION
+    root = _shard_root(genome, window, out_dir, split is not None)
+    shards = root if split is None else root / part
     if not (shards / "manifest.json").is_file():
-        ingest_annotation(spec.fasta, spec.gff3, shards, feature="CDS", window=window,
-                          reverse_complement=True, tokenizer=tokenizer)
+        ingest_annotation(spec.fasta, spec.gff3, root, feature="CDS", window=window,
+                          reverse_complement=True, tokenizer=tokenizer, split=split)
     table = read_table(shards, columns=["start", "strand"])
     grid = np.asarray(table.column("start").to_pylist()) // window
     forward = np.asarray(table.column("strand").to_pylist()) == "+"
@@ -174,30 +165,27 @@ def split_windows(task: str, window: int, out_dir: Path, tokenizer: Any, quick: 
     """Train windows (both strands), validation and test windows (forward strand) of ``task``
     (see the module docstring), and a note on the split.
 
-    Validation windows (for early stopping) are every 5th window of the training genome,
-    ``grid % 5 == 0`` (for SARS-CoV-2 this takes in the 5' UTR, most of its few non-coding
-    bases); they are in neither train nor test.
+    Validation windows (for early stopping) are the training windows with ``grid % 5 == 0``
+    (for SARS-CoV-2 this takes in the 5' UTR, most of its few non-coding bases); they are in
+    neither train nor test.
     """
     train_genome, test_genome = TASKS[task]
-    train_data, grid, forward = load_windows(train_genome, window, out_dir, tokenizer)
-    usable = np.ones(len(grid), dtype=bool)
-    test_part = np.zeros(len(grid), dtype=bool)
-    if train_genome == test_genome:
-        record = next(read_fasta(GENOMES[train_genome].fasta)).sequence
-        repeat = inverted_repeat(record)
-        end = len(record) - repeat[1] if repeat else len(record)
-        usable = (grid + 1) * window <= end
-        test_part = grid % HELD_OUT_EVERY == 2
-        test_data, test_index = train_data, np.flatnonzero(usable & test_part & forward)
-        note = (f"every {HELD_OUT_EVERY}th {window}-nt window held out; IRa ({len(record) - end:,}"
-                " nt, reverse complement of IRb) dropped")
+    within = train_genome == test_genome
+    train_data, grid, forward = load_windows(train_genome, window, out_dir, tokenizer,
+                                             "train" if within else "all")
+    test_data, _, test_forward = load_windows(test_genome, window, out_dir, tokenizer,
+                                              "test" if within else "all")
+    test_index = np.flatnonzero(test_forward)
+    if within:
+        root = _shard_root(test_genome, window, out_dir, split=True)
+        counts = read_manifest(root / "test")["metadata"]["counts"]
+        note = (f"{1 - TRAIN_FRACTION:.0%} of the {window}-nt windows held out, spread over the "
+                f"genome; {counts['duplicate_windows'] // 2} held-out windows repeating train "
+                "sequence (the inverted repeat) dropped (ingest_annotation split)")
     else:
-        test_data, _, test_forward = load_windows(test_genome, window, out_dir, tokenizer)
-        test_index = np.flatnonzero(test_forward)
         note = f"train {GENOMES[train_genome].accession}, test {GENOMES[test_genome].accession}"
-    val_part = grid % HELD_OUT_EVERY == 0
-    train_index = np.flatnonzero(usable & ~test_part & ~val_part)
-    val_index = np.flatnonzero(usable & val_part & forward)
+    val_part = grid % VALIDATION_EVERY == 0
+    train_index, val_index = np.flatnonzero(~val_part), np.flatnonzero(val_part & forward)
     if quick:
         train_index = train_index[grid[train_index] < grid[train_index].min() + _QUICK_WINDOWS]
         val_index, test_index = val_index[:2], test_index[:_QUICK_WINDOWS // 2]
