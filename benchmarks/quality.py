@@ -51,6 +51,8 @@ TASKS: dict[str, str] = {
     "multiloc": "sequence:multiloc",
     "promoters_pretraining": "ablations:promoters_pretraining",
     "promoters_merging": "ablations:promoters_merging",
+    "enhancers_merging": "ablations:enhancers_merging",
+    "multiloc_merging": "ablations:multiloc_merging",
     "cds": "cds:run",
     "brca1": "variants:run",
 }

@@ -103,6 +103,19 @@ def test_train_fraction_is_a_stratified_subset() -> None:
     assert ablations.train_fraction(split, 1.0) is split
 
 
+def test_merging_ablation_trains_both_arms_on_the_same_rows(tmp_path: Path) -> None:
+    rows = pd.DataFrame(ablations.merging("multiloc", 0, True, tmp_path))
+    assert set(rows["task"]) == {"multiloc_merging"}
+    assert set(rows["model"]) == {"merging_on", "merging_off"}
+    speed = rows[rows["metric"] == "train_tokens_per_s"]
+    assert len(speed) == 2 and (speed["value"] > 0).all()
+    assert rows["n_train"].nunique() == 1 and rows["n_test"].nunique() == 1
+    configs = {arm: (tmp_path / "runs" / f"{arm}-seed0" / "model" / "config.json").read_text()
+               for arm in ("merging_on", "merging_off")}
+    assert '"use_dynamic_merging": true' in configs["merging_on"]
+    assert '"use_dynamic_merging": false' in configs["merging_off"]
+
+
 def test_load_task_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match="unknown task 'nope'"):
         quality.load_task("nope")

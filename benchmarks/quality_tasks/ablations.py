@@ -1,16 +1,18 @@
-"""Promoter ablations: does pretraining help fine-tuning, and what does dynamic merging cost?
+"""Ablations: does pretraining help fine-tuning, and what does dynamic merging cost?
 
 * ``promoters_pretraining``: ``hyena-glt-base`` (the bundled pretrained DNA model) fine-tuned
   with :class:`FineTuner` vs the same architecture from random weights, at several fractions
   of the training part (stratified subsets of the fixed split). Every run takes the same
   number of optimizer steps, so the curve shows data size, not compute. Models are named
   ``pretrained/<pct>%`` and ``scratch/<pct>%``.
-* ``promoters_merging``: the task's Hyena-GLT with ``use_dynamic_merging`` on and off, the same
-  optimizer steps; accuracy and training tokens/s (``train_tokens_per_s``).
+* ``<task>_merging`` (promoters, enhancers, MultiLoc): the task's Hyena-GLT with
+  ``use_dynamic_merging`` on and off, each with the task's full training budget (the same
+  optimizer steps); accuracy and training tokens/s (``train_tokens_per_s``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from hyena_glt.training import resolve_model
 
 from . import make_rows
 from .sequence import (
+    QUICK_MAX_LENGTH,
     QUICK_STEPS,
     SPLIT_SEED,
     TASKS,
@@ -32,23 +35,21 @@ from .sequence import (
     score,
 )
 
-__all__ = ["PRETRAINED", "FRACTIONS", "CURVE_STEPS", "FINETUNE", "MERGING_STEPS",
-           "train_fraction", "promoters_pretraining", "promoters_merging"]
+__all__ = ["PRETRAINED", "FRACTIONS", "CURVE_STEPS", "FINETUNE", "train_fraction",
+           "promoters_pretraining", "merging", "promoters_merging", "enhancers_merging",
+           "multiloc_merging"]
 
 logger = logging.getLogger(__name__)
 
 PRETRAINED = "hyena-glt-base"
-#: Fractions of the training part: 126, 316 and 948 sequences. With CURVE_STEPS x batch 16 =
-#: 960 sequences per run, every subset is seen at least once; larger fractions would not
-#: add data within this CPU budget.
-FRACTIONS = (0.02, 0.05, 0.15)
-#: Optimizer steps of every curve run.
-CURVE_STEPS = 60
+#: Fractions of the training part: 126, 632, 1,896 and all 6,323 sequences.
+FRACTIONS = (0.02, 0.1, 0.3, 1.0)
+#: Optimizer steps of every curve run: x batch 16 = 4,800 sequences, so every subset but the
+#: whole training part is seen at least twice, and that one three-quarters of an epoch.
+CURVE_STEPS = 300
 #: Fine-tuning settings shared by the pretrained and the from-scratch runs of the curve.
 FINETUNE: dict[str, Any] = {"learning_rate": 1e-3, "batch_size": 16, "warmup_steps": 10,
                             "dropout": 0.1}
-#: Optimizer steps of each merging on/off run (batch 32: half an epoch of the training part).
-MERGING_STEPS = 100
 #: Config fields of the pretrained model that are not its architecture.
 _NOT_ARCHITECTURE = ("task_type", "num_classes", "id2label", "seed", "num_epochs", "extra",
                      "output_dim")
@@ -85,20 +86,37 @@ def promoters_pretraining(seed: int, quick: bool, out_dir: Path) -> list[dict]:
     return rows
 
 
-def promoters_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
-    """The promoter Hyena-GLT with dynamic merging on and off (the same steps)."""
-    task = TASKS["promoters"]
+def merging(task_name: str, seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """A sequence task's Hyena-GLT with dynamic merging on and off, each with the task's own
+    training budget."""
+    task = TASKS[task_name]
+    if quick:
+        task = dataclasses.replace(task, max_length=min(task.max_length, QUICK_MAX_LENGTH))
     train, test = fixed_split(read_table(task.path), quick)
     rows: list[dict] = []
-    for merging in (True, False):
-        model = "merging_on" if merging else "merging_off"
+    for enabled in (True, False):
+        model = "merging_on" if enabled else "merging_off"
         fit = fit_hyena_glt(task, train, seed, out_dir / "runs" / f"{model}-seed{seed}",
-                            overrides={"use_dynamic_merging": merging},
-                            max_steps=QUICK_STEPS if quick else MERGING_STEPS)
-        steps = QUICK_STEPS if quick else MERGING_STEPS
+                            overrides={"use_dynamic_merging": enabled},
+                            max_steps=QUICK_STEPS if quick else None)
         metrics = {**score(fit.classifier.predict_proba(test.sequences), test),
                    "train_tokens_per_s": fit.tokens_per_s}
-        rows += make_rows("promoters_merging", model, seed, metrics, train_s=fit.train_s,
+        rows += make_rows(f"{task_name}_merging", model, seed, metrics, train_s=fit.train_s,
                           n_train=len(train), n_test=len(test),
-                          note=f"{steps} steps")
+                          note="quick" if quick else f"{task.epochs} epochs")
     return rows
+
+
+def promoters_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """Dynamic merging on vs off on promoters."""
+    return merging("promoters", seed, quick, out_dir)
+
+
+def enhancers_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """Dynamic merging on vs off on enhancers."""
+    return merging("enhancers", seed, quick, out_dir)
+
+
+def multiloc_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """Dynamic merging on vs off on MultiLoc."""
+    return merging("multiloc", seed, quick, out_dir)
