@@ -151,3 +151,17 @@ def test_cli_benchmark_on_presplit_shards_then_report(promoters_path, tmp_path):
                  str(tmp_path / "shards/train"), "--test", str(tmp_path / "shards/test"),
                  "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_benchmark_fits_the_cnn_with_the_task_alphabet(shared_data, tmp_path):
+    """A protein task's CNN baseline reads residues (it used to insist on DNA letters)."""
+    table = shared_data / "protein" / "multiloc_localization" / "multiloc.csv.gz"
+    assert main(["ingest", "table", str(table), "--alphabet", "protein", "--split", "0.7",
+                 "--out", str(tmp_path / "shards")]) == 0
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--name", "multiloc", "--train", str(tmp_path / "shards/train"),
+                 "--test", str(tmp_path / "shards/test"), "--max-rows", "150",
+                 "--baselines", "cnn", "--cnn-epochs", "1", "--out", str(out)]) == 0
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results["model"]) == {"cnn_baseline"}
+    assert results.loc[results["metric"] == "accuracy", "value"].between(0, 1).all()

@@ -232,9 +232,8 @@ def _fit_baseline(baseline: Any, train: Split) -> float:
 
 def _baselines(task: SequenceTask, seed: int, quick: bool) -> dict[str, Any]:
     length = task.max_length if quick else task.cnn_length or task.max_length
-    cnn = CNNBaseline(length=length, epochs=1 if quick else task.cnn_epochs, seed=seed)
-    if task.alphabet != "dna":
-        cnn.tokenizer = tokenizer_from_name(task.alphabet)  # its default is DNATokenizer
+    cnn = CNNBaseline(length=length, epochs=1 if quick else task.cnn_epochs, seed=seed,
+                      tokenizer=tokenizer_from_name(task.alphabet))
     return {"kmer_logreg": KmerLogisticRegression(k_max=min(task.kmer_max, 4) if quick
                                                   else task.kmer_max), "cnn": cnn}
 

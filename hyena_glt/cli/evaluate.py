@@ -285,7 +285,8 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     apply_threads(args)
     specs = _parse_model_specs(args.model)
     baselines = {"kmer": lambda: KmerLogisticRegression(),
-                 "cnn": lambda: CNNBaseline(epochs=args.cnn_epochs, seed=args.seed)}
+                 "cnn": lambda: CNNBaseline(epochs=args.cnn_epochs, seed=args.seed,
+                                            tokenizer=task.tokenizer)}
     chosen = [b for b in args.baselines.split(",") if b and b != "none"]
     unknown = [b for b in chosen if b not in baselines]
     if unknown:

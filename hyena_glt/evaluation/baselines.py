@@ -25,7 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 from torch import nn
 
-from hyena_glt.data.tokenizers import DNATokenizer
+from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
 from hyena_glt.errors import DataError, ModelError
 
 __all__ = ["KmerLogisticRegression", "GenomicBenchmarksCNN", "CNNBaseline"]
@@ -106,7 +106,8 @@ class GenomicBenchmarksCNN(nn.Module):
 
 
 class CNNBaseline:
-    """Tokenize with :class:`DNATokenizer`, train :class:`GenomicBenchmarksCNN` with Adam.
+    """Tokenize with ``tokenizer`` (default :class:`DNATokenizer`; pass the task's, e.g. a
+    protein tokenizer), train :class:`GenomicBenchmarksCNN` with Adam.
 
     ``fit(sequences, labels (N,))`` pads/crops every sequence to ``length`` (default: the
     longest training sequence); ``predict_proba(sequences) -> (N, C)`` float32.
@@ -115,10 +116,11 @@ class CNNBaseline:
     name = "cnn"
 
     def __init__(self, length: int | None = None, epochs: int = 5, batch_size: int = 64,
-                 learning_rate: float = 1e-3, seed: int = 0) -> None:
+                 learning_rate: float = 1e-3, seed: int = 0,
+                 tokenizer: CharTokenizer | None = None) -> None:
         self.length, self.epochs, self.batch_size = length, epochs, batch_size
         self.learning_rate, self.seed = learning_rate, seed
-        self.tokenizer = DNATokenizer()
+        self.tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
         self.model: GenomicBenchmarksCNN | None = None
 
     def _ids(self, sequences: Sequence[str]) -> torch.Tensor:
