@@ -44,7 +44,7 @@ def model(batch) -> HyenaGLTForSequenceClassification:
     torch.manual_seed(0)
     config = HyenaGLTConfig(vocab_size=64, d_model=16, n_layers=2, sequence_length=LENGTH,
                             num_heads=2, filter_order=16, dropout=0.0, merge_ratio=0.5,
-                            local_decoder_layers=0)
+                            local_decoder_layers=0, pooling="attention")  # the workflow's
     model = HyenaGLTForSequenceClassification(config).eval()
     # An untrained threshold merges nothing or everything: set it to the median entropy of
     # the batch, so that patches of several positions really occur.
