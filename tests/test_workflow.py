@@ -161,6 +161,15 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
     (variant_finetune,) = [command for command in shell_commands(result.stdout, "finetune")
                            if "--task-type variant_effect" in command]
     assert "--max-length 256" in variant_finetune
+    # Per-type settings: the per-base task gets its own epochs and merged overrides.
+    finetunes = {command.split("--task-type ")[1].split()[0]: command
+                 for command in shell_commands(result.stdout, "finetune")}
+    assert "--epochs 3" in finetunes["token_classification"]
+    assert "--set=rc_average=True" in finetunes["token_classification"]
+    assert "--set=learning_rate=0.002" in finetunes["token_classification"]
+    assert "--set=pooling=attention" in finetunes["token_classification"]  # merged, not replaced
+    assert "--epochs 2" in finetunes["sequence_classification"]
+    assert "rc_average" not in finetunes["sequence_classification"]
     (variant_evaluate,) = [command for command in shell_commands(result.stdout, "evaluate")
                            if "brca1_lof" in command]
     assert "--model=finetuned=results/models/finetuned/brca1_lof" in variant_evaluate

@@ -309,6 +309,19 @@ def launcher(stage):
     return "hyena-glt"
 
 
+def finetune_setting(wildcards, key):
+    """`finetune.<key>` for this task: its type's `finetune.by_task_type` entry first (the
+    overrides of both merged)."""
+    kind = TASKS.loc[wildcards.task, "type"]
+    special = config["finetune"].get("by_task_type", {}).get(kind, {})
+    if key == "overrides":
+        return {
+            **config["finetune"].get("overrides", {}),
+            **special.get("overrides", {}),
+        }
+    return special.get(key, config["finetune"][key])
+
+
 def quoted(arguments):
     return " ".join(shlex.quote(str(argument)) for argument in arguments)
 

@@ -38,10 +38,10 @@ rule finetune:
             TASKS.loc[wildcards.task, "type"]
         ],
         strategy=config["finetune"]["strategy"],
-        epochs=config["finetune"]["epochs"],
-        settings=quoted(
+        epochs=lambda wildcards: finetune_setting(wildcards, "epochs"),
+        settings=lambda wildcards: quoted(
             f"--set={field}={value}"
-            for field, value in config["finetune"].get("overrides", {}).items()
+            for field, value in finetune_setting(wildcards, "overrides").items()
         ),
         max_length=variant_max_length,
         max_steps=(
