@@ -44,9 +44,9 @@ logger = logging.getLogger(__name__)
 PRETRAINED = "hyena-glt-base"
 #: Fractions of the training part: 126, 632, 1,896 and all 6,323 sequences.
 FRACTIONS = (0.02, 0.1, 0.3, 1.0)
-#: Optimizer steps of every curve run: x batch 16 = 4,800 sequences, so every subset but the
-#: whole training part is seen at least twice, and that one three-quarters of an epoch.
-CURVE_STEPS = 300
+#: Optimizer steps of every curve run: x batch 16 = 3,200 sequences, so every subset but the
+#: whole training part is seen at least 1.7 times, and that one half an epoch.
+CURVE_STEPS = 200
 #: Fine-tuning settings shared by the pretrained and the from-scratch runs of the curve.
 FINETUNE: dict[str, Any] = {"learning_rate": 1e-3, "batch_size": 16, "warmup_steps": 10,
                             "dropout": 0.1}
