@@ -136,8 +136,9 @@ initialised with seed 0), and is scored on held-out data:
   stratified 70/30 split (`random_state=0`), a stratified 400-row subset of the training part,
   600 test sequences ({finetune});
 - chloroplast_cds: per-base CDS vs not on the *Arabidopsis* chloroplast genome
-  (`resources/genomes`, `resources/annotation`), 1024-nt windows, the last 20% of the genome
-  held out ({cds}); F1 (class 1) is the CDS class.
+  (`resources/genomes`, `resources/annotation`), 1024-nt windows, one seeded 20% stretch of the
+  genome held out (the split of `ingest_annotation(split=0.8)` at the time; it now holds out
+  window-sized blocks spread over the genome) ({cds}); F1 (class 1) is the CDS class.
 
 {finetune_rows}
 
