@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -386,7 +387,9 @@ def train_cnn(train: Dataset, val: Dataset, epochs: int, seed: int) -> PerBaseCN
 def train_hyena(train: Dataset, val: Dataset, settings: HyenaSettings, seed: int,
                 out_dir: Path) -> nn.Module:
     """A per-base Hyena-GLT classifier trained on ``train`` for at most ``settings.steps``
-    steps; the weights with the best validation AUROC (checked every ``eval_steps``) win."""
+    steps; the weights with the best validation AUROC (checked every ``eval_steps``) win.
+    ``out_dir`` starts empty: an earlier run's checkpoints are never resumed."""
+    shutil.rmtree(out_dir, ignore_errors=True)
     epochs = -(-settings.steps * settings.batch_size // len(train))
     schedule = {"max_steps": settings.steps, "show_progress": False,
                 "log_steps": settings.eval_steps, "eval_steps": settings.eval_steps,
