@@ -305,3 +305,17 @@ def test_cli_rejects_a_bad_duplicate_threshold(tmp_path):
     assert main(["ingest", "annotation", str(fasta), "--annotation", str(gff), "--split", "0.8",
                  "--duplicate-threshold", "0", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_test_part_made_only_of_repeats_is_a_clear_error(tmp_path):
+    rng = np.random.default_rng(0)
+    unit = "".join(rng.choice(list("ACGT"), 2048))
+    fasta = write_text(tmp_path / "twice.fa", [">twice", unit + unit])  # two identical halves
+    gff = write_text(tmp_path / "twice.gff3", ["##gff-version 3",
+                                               "twice\tx\tCDS\t100\t900\t.\t+\t0\tID=a"])
+    with pytest.raises(DataError, match="all 1 of its windows repeat train sequence"):
+        ingest_annotation(fasta, gff, tmp_path / "out", window=2048, split=0.5)
+    assert not (tmp_path / "out").exists()
+    kept = ingest_annotation(fasta, gff, tmp_path / "kept", window=2048, split=0.5,
+                             duplicate_threshold=None)
+    assert kept["test"]["windows"] == 1
