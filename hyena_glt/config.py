@@ -16,7 +16,10 @@ from typing import Any
 from .errors import ConfigurationError
 from .io import atomic_file
 
-__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME"]
+#: Ways a sequence-level head summarises positions (``HyenaGLTConfig.pooling``).
+POOLINGS = ("mean", "attention")
+
+__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME", "POOLINGS"]
 
 CONFIG_NAME = "config.json"
 
@@ -165,7 +168,7 @@ class HyenaGLTConfig:
         need(self.merge_aux_loss_weight >= 0.0, "merge_aux_loss_weight", ">= 0")
         need(self.max_patch_size >= self.min_patch_size, "max_patch_size",
              f">= min_patch_size={self.min_patch_size}")
-        need(self.pooling in ("mean", "attention"), "pooling", "one of mean, attention")
+        need(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}")
         need(self.learning_rate > 0, "learning_rate", "> 0")
         need(self.weight_decay >= 0, "weight_decay", ">= 0")
         need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["POOLINGS", "masked_mean", "AttentionPooling", "SequenceClassificationHead", "TokenClassificationHead",
+from ..config import POOLINGS
+
+__all__ = ["masked_mean", "AttentionPooling", "SequenceClassificationHead", "TokenClassificationHead",
            "RegressionHead", "VariantEffectHead"]
 
 
@@ -23,10 +25,6 @@ def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> to
         return hidden.mean(1)
     weight = attention_mask.to(hidden.dtype)[..., None]
     return (hidden * weight).sum(1) / weight.sum(1).clamp(min=1)
-
-
-#: Ways a pooled head summarises a sequence (``HyenaGLTConfig.pooling``).
-POOLINGS = ("mean", "attention")
 
 
 class AttentionPooling(nn.Module):
