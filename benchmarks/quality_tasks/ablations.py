@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,13 @@ from hyena_glt.training import resolve_model
 
 from . import make_rows
 from .sequence import (
-    QUICK_MAX_LENGTH,
     QUICK_STEPS,
     SPLIT_SEED,
     TASKS,
     Split,
     fit_hyena_glt,
     fixed_split,
+    quick_task,
     read_table,
     score,
 )
@@ -89,9 +88,7 @@ def promoters_pretraining(seed: int, quick: bool, out_dir: Path) -> list[dict]:
 def merging(task_name: str, seed: int, quick: bool, out_dir: Path) -> list[dict]:
     """A sequence task's Hyena-GLT with dynamic merging on and off, each with the task's own
     training budget."""
-    task = TASKS[task_name]
-    if quick:
-        task = dataclasses.replace(task, max_length=min(task.max_length, QUICK_MAX_LENGTH))
+    task = quick_task(TASKS[task_name], quick)
     train, test = fixed_split(read_table(task.path), quick)
     rows: list[dict] = []
     for enabled in (True, False):

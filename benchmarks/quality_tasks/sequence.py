@@ -44,7 +44,7 @@ from . import make_rows, shared_data
 
 __all__ = ["SPLIT_SEED", "TEST_FRACTION", "QUICK_ROWS", "QUICK_STEPS", "QUICK_MAX_LENGTH",
            "HYENA_GLT_MODEL", "SequenceTask", "Split",
-           "HyenaFit", "TASKS", "read_table", "fixed_split", "fit_hyena_glt", "score",
+           "HyenaFit", "TASKS", "read_table", "quick_task", "fixed_split", "fit_hyena_glt", "score",
            "run_task", "promoters", "enhancers", "multiloc"]
 
 logger = logging.getLogger(__name__)
@@ -238,11 +238,17 @@ def _baselines(task: SequenceTask, seed: int, quick: bool) -> dict[str, Any]:
                                                   else task.kmer_max), "cnn": cnn}
 
 
+def quick_task(task: SequenceTask, quick: bool) -> SequenceTask:
+    """``task`` with rows cropped to ``QUICK_MAX_LENGTH`` tokens when ``quick``."""
+    if not quick:
+        return task
+    return dataclasses.replace(task, max_length=min(task.max_length, QUICK_MAX_LENGTH))
+
+
 def run_task(task: SequenceTask, seed: int, quick: bool, out_dir: Path,
              models: Sequence[str] = ("hyena_glt", "kmer_logreg", "cnn")) -> list[dict]:
     """Fit ``models`` on the fixed split of ``task`` and return their tidy metric rows."""
-    if quick:
-        task = dataclasses.replace(task, max_length=min(task.max_length, QUICK_MAX_LENGTH))
+    task = quick_task(task, quick)
     train, test = fixed_split(read_table(task.path), quick)
     logger.info("%s seed %d: %d train / %d test rows", task.name, seed, len(train), len(test))
     rows: list[dict] = []
