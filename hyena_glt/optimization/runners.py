@@ -48,7 +48,9 @@ class DeployedModel:
 
     Attributes:
         path: the exported file; sequence_length: the exported length; max_abs_diff: largest
-        |export - PyTorch| seen at verification (set by :class:`ModelOptimizer`).
+        |export - PyTorch| seen at verification, tolerance: the bound it was held to,
+        ambiguous_sequences: verification sequences left out (all set by
+        :class:`ModelOptimizer`).
     """
 
     def __init__(self, path: str | Path, metadata: dict[str, str],
@@ -63,6 +65,8 @@ class DeployedModel:
             alphabet_size = int(metadata[ALPHABET_KEY])
         self.alphabet_size = alphabet_size
         self.max_abs_diff: float | None = None
+        self.tolerance: float | None = None
+        self.ambiguous_sequences = 0
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
