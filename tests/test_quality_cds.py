@@ -27,7 +27,9 @@ def tokenizer():
     return DNATokenizer()
 
 
-def test_stop_free_runs_by_frame(cds):
+def test_stop_free_runs_by_frame():
+    from hyena_glt.evaluation import token_baselines as cds
+
     # A T G A A A T A A C C C: TGA at 1 (frame 1), TAA at 6 (frame 0)
     codes = np.array(["ACGT".index(c) for c in "ATGAAATAACCC"])
     codons = cds._kmer_codes(codes, 3)
@@ -79,11 +81,13 @@ def test_balanced_labels_hide_majority_bases(cds, tokenizer, tmp_path):
 
 
 def test_kmer_orf_baseline_is_far_better_than_constant(cds, tokenizer, tmp_path):
+    from hyena_glt.evaluation.token_baselines import OrfKmerLogisticRegression
+
     train, _, test, _ = cds.split_windows("cds_within_chloroplast", 1024, tmp_path, tokenizer,
                                           quick=False)
     train_ids, train_labels = cds.stacked(train)
     test_ids, test_labels = cds.stacked(test)
-    model = cds.OrfKmerLogisticRegression().fit(train_ids, train_labels)
+    model = OrfKmerLogisticRegression().fit(train_ids, train_labels)
     metrics = cds.score(model.predict_proba(test_ids), test_labels.reshape(-1))
     majority = max(test_labels.mean(), 1 - test_labels.mean())
     assert metrics["accuracy"] > majority + 0.25

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from quality_tasks import variants  # noqa: E402
 
 from hyena_glt.data import VariantEffectDataset  # noqa: E402
+from hyena_glt.evaluation.variant_baselines import context_features  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,7 +26,7 @@ def test_context_features_flag_a_stop_codon_gained_in_each_frame(tmp_path):
                           "label": [1, 1, 0]})
     table.to_csv(tmp_path / "pairs.csv", index=False)
     dataset = VariantEffectDataset(tmp_path / "pairs.csv", max_length=None, padding=None)
-    features = variants.context_features(dataset)
+    features = context_features(dataset, dataset.tokenizer.decode, variants.CONTEXT)
     one_hot = 2 * (2 * variants.CONTEXT + 1) * 4
     assert features.shape == (3, one_hot + 3)
     assert features[:, one_hot:].tolist() == [[0, 0, 1], [1, 0, 0], [0, 0, 0]]

@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import Subset
 
 from hyena_glt.data import VariantEffectDataset
 from hyena_glt.data.shards import read_table
+from hyena_glt.evaluation.variant_baselines import ContextLogisticRegression, context_features
 from hyena_glt.evaluation.variant_effect import (
     position_group_folds,
     predict_variant_effects,
@@ -41,7 +41,7 @@ from hyena_glt.training import FineTuner, resolve_model, seed_everything
 
 from . import make_rows, shared_data
 
-__all__ = ["WINDOW", "FOLDS", "FINETUNE", "context_features", "run"]
+__all__ = ["WINDOW", "FOLDS", "FINETUNE", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ REFERENCE = "variants/brca1_grch37/ref_brca1.fa.gz"
 WINDOW = 256
 FOLDS = 5
 CONTEXT = 10  # bases either side of the variant in the logistic-regression features
-STOPS = ("TAA", "TAG", "TGA")
 #: Fine-tuning of the paired head (FineTuner arguments + epochs).
 FINETUNE = {"backbone_lr": 1e-3, "batch_size": 32, "warmup_steps": 10, "dropout": 0.1,
             "epochs": 3}
@@ -68,28 +67,6 @@ def _ingest(out_dir: Path, limit: int | None, window: int) -> Path:
                 len(variants), limit, replace=False)]
         ingest_variants(variants, shared_data() / REFERENCE, shards, window=window)
     return shards
-
-
-def context_features(dataset: VariantEffectDataset) -> np.ndarray:
-    """``(N, F)``: one-hot ±:data:`CONTEXT` nt of ref and alt, and stop codons gained per frame."""
-    decode = dataset.tokenizer.decode
-    rows = []
-    for index in range(len(dataset)):
-        item = dataset[index]
-        at = int(item["variant_offset"])
-        ref = decode(item["ref_input_ids"].tolist())
-        alt = decode(item["alt_input_ids"].tolist())
-        features = []
-        for window in (ref, alt):
-            context = (window[max(0, at - CONTEXT):at].rjust(CONTEXT, "N") + window[at]
-                       + window[at + 1:at + CONTEXT + 1].ljust(CONTEXT, "N"))
-            features += [float(base == letter) for base in context for letter in "ACGT"]
-        for start in (at - 2, at - 1, at):  # the three codons through the variant
-            gained = start >= 0 and alt[start:start + 3] in STOPS \
-                and ref[start:start + 3] not in STOPS
-            features.append(float(gained))
-        rows.append(features)
-    return np.asarray(rows, dtype=np.float32)
 
 
 def _finetune_fold(train: Subset, test: Subset, seed: int, epochs: int, out_dir: Path
@@ -131,11 +108,11 @@ def run(seed: int, quick: bool, out_dir: Path) -> list[dict]:
     delta = score_variants(base, shards)["delta_ll"].to_numpy()
     report("hyena_glt_zero_shot", -delta, 0.0, "hyena-glt-base, -delta log-likelihood")
 
-    features = context_features(dataset)
+    features = context_features(dataset, dataset.tokenizer.decode, CONTEXT)
     scores, start = np.zeros(n), time.perf_counter()
     for train, test in folds:
-        fit = LogisticRegression(C=0.3, max_iter=2000).fit(features[train], labels[train])
-        scores[test] = fit.predict_proba(features[test])[:, 1]
+        fit = ContextLogisticRegression().fit(features[train], labels[train])
+        scores[test] = fit.predict_proba(features[test])
     report("context_logreg", scores, time.perf_counter() - start,
            f"one-hot +-{CONTEXT} nt of ref and alt, stop codons gained")
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
+from .arguments import non_negative_int, positive_int
 from .threads import add_threads_option, apply_threads
 
 __all__ = ["register"]
@@ -53,7 +54,7 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--variants", type=Path, required=True, help="variants shard directory")
     parser.add_argument("--out", type=Path, required=True,
                         help="score table: .parquet, .tsv or anything else for CSV")
-    parser.add_argument("--batch-size", type=int, default=32, help="variants per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="variants per forward pass")
     parser.add_argument("--strand-average", action="store_true",
                         help="average both strands (shards need --reverse-complement)")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum",
@@ -111,8 +112,8 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                         help="model label in the table (default: the model directory's name)")
     parser.add_argument("--dataset", default=None, metavar="LABEL",
                         help="task label in the table (default: the data's name)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N")
-    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
+    parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
                         help="table/annotation: truncate sequences to N tokens (default: the "
                         "model's sequence_length or exported length); variants: the "
                         "fine-tuned pair model reads N bases around each variant, as in "
@@ -121,11 +122,22 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum")
     parser.add_argument("--function-score-column", default=None,
                         help="variants: measured function score column (kept at ingest)")
-    parser.add_argument("--folds", type=int, default=5, help="variants: position-grouped folds")
-    parser.add_argument("--bin-size", type=int, default=100,
+    parser.add_argument("--folds", type=positive_int, default=5, help="variants: position-grouped folds")
+    parser.add_argument("--bin-size", type=positive_int, default=100,
                         help="variants: bp per position group (default 100)")
     parser.add_argument("--scores-out", type=Path, default=None,
                         help="variants: also write the per-variant score table here")
+    parser.add_argument("--train", type=Path, default=None, metavar="DATA",
+                        help="annotation/variants: the training part the baselines are fit on "
+                        "(the one the models were fine-tuned on)")
+    parser.add_argument("--baselines", default="none",
+                        help="comma-separated baselines fit on --train: orf_kmer, cnn "
+                        "(annotation), context (variants), or none")
+    parser.add_argument("--cnn-epochs", type=int, default=5, help="per-base CNN baseline")
+    parser.add_argument("--seed", type=int, default=0, help="baseline seed")
+    parser.add_argument("--predictions-out", type=Path, default=None, metavar="FILE",
+                        help="annotation/variants: per-example test predictions of every "
+                        "model and baseline (the report's intervals and figures)")
     add_threads_option(parser)
     parser.set_defaults(func=_run_evaluate)
 
@@ -158,9 +170,12 @@ def _evaluate_table(args: argparse.Namespace, model_dir: Path) -> dict:
         label_names=complete_label_names(data.label_names, probs.shape[1]))
 
 
-def _evaluate_model(args: argparse.Namespace, model_dir: Path, kind: str) -> dict:
-    """All metrics of one model on ``args.data`` (a shard directory of ``kind`` or a table)."""
+def _evaluate_model(args: argparse.Namespace, name: str, model_dir: Path, kind: str,
+                    dataset: str) -> tuple[dict, Any]:
+    """All metrics of one model on ``args.data`` (a shard directory of ``kind`` or a table),
+    and its per-example predictions (annotation and variants; else None)."""
     from ..errors import DataError, ModelError
+    from ..evaluation import predictions
     from ..evaluation.models import load_model
 
     if kind == "variants":
@@ -168,27 +183,56 @@ def _evaluate_model(args: argparse.Namespace, model_dir: Path, kind: str) -> dic
 
         model = load_model(model_dir)
         if getattr(model, "paired_inputs", False):
-            return variant_effect.evaluate_variant_model(model, args.data, args.batch_size,
-                                                         args.max_length)
+            frame = predictions.variant_model_predictions(
+                model, args.data, name, dataset, args.batch_size, args.max_length,
+                args.bin_size)
+            return predictions.prediction_metrics(frame), frame
         if type(model).__name__ != "HyenaGLTForCausalLM":
             raise ModelError(f"{model_dir}: holds a {type(model).__name__}; variants are "
                              "scored by a fine-tuned HyenaGLTForVariantEffect or zero-shot by a "
                              "HyenaGLTForCausalLM")
-        frame = _scores(args, model, args.data)
+        scores = _scores(args, model, args.data)
         if args.scores_out is not None:
-            _save_table(frame, args.scores_out)
-        return variant_effect.evaluate_variant_scores(
-            frame, function_score_column=args.function_score_column, n_splits=args.folds,
+            _save_table(scores, args.scores_out)
+        metrics = variant_effect.evaluate_variant_scores(
+            scores, function_score_column=args.function_score_column, n_splits=args.folds,
             bin_size=args.bin_size)
+        return metrics, predictions.zero_shot_predictions(scores, name, dataset, args.bin_size)
     if kind == "annotation":
-        from ..evaluation.annotation import evaluate_token_classifier
+        from ..evaluation.annotation import token_metrics
 
         model = load_model(model_dir, "HyenaGLTForTokenClassification")
-        return evaluate_token_classifier(model, args.data, args.batch_size, args.max_length)
+        probs, target, window, position = predictions.token_predictions(
+            model, args.data, args.batch_size, args.max_length)
+        frame = predictions.predictions_frame(name, dataset, "token_classification", target,
+                                              probs, window, position)
+        return token_metrics(probs, target, window, args.data), frame
     if kind == "table":
-        return _evaluate_table(args, model_dir)
+        return _evaluate_table(args, model_dir), None
     raise DataError(f"cannot evaluate a {kind!r} shard directory; expected variants, "
                     "annotation or table", path=str(args.data))
+
+
+def _baselines(args: argparse.Namespace, kind: str, dataset: str) -> dict[str, Any]:
+    """``{name: predictions}`` of the baselines asked for, fit on ``args.train``."""
+    from ..evaluation import predictions
+
+    chosen = [b for b in args.baselines.split(",") if b and b != "none"]
+    if not chosen:
+        return {}
+    if args.train is None:
+        raise ConfigurationError("--baselines needs --train (the part they are fit on)")
+    if kind == "annotation":
+        predictions.check_baselines(chosen, predictions.TOKEN_BASELINES, "annotation")
+        return {f"{b}_baseline": predictions.token_baseline_predictions(
+            b, args.train, args.data, dataset, args.seed, args.cnn_epochs, args.max_length)
+            for b in chosen}
+    if kind == "variants":
+        predictions.check_baselines(chosen, predictions.VARIANT_BASELINES, "variants")
+        return {f"{b}_baseline": predictions.variant_baseline_predictions(
+            b, args.train, args.data, dataset, args.seed, args.bin_size) for b in chosen}
+    raise ConfigurationError(f"--baselines: {kind} data takes none here; sequence tables are "
+                             "benchmarked beside their baselines by hyena-glt benchmark")
 
 
 def _model_dir(name_or_path: str) -> Path:
@@ -201,6 +245,10 @@ def _model_dir(name_or_path: str) -> Path:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..evaluation.predictions import prediction_metrics
+
     apply_threads(args)
     kind = _data_kind(args.data)
     specs = [spec.partition("=") for spec in args.model]
@@ -211,14 +259,21 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--model: two models share a name ({', '.join(args.model)})")
     if args.scores_out is not None and len(models) > 1:
         raise ConfigurationError("--scores-out needs a single --model")
-    metrics = {name: _evaluate_model(args, directory, kind)
-               for name, directory in models.items()}
+    dataset = args.dataset or args.data.name.split(".")[0]
+    evaluated = {name: _evaluate_model(args, name, directory, kind, dataset)
+                 for name, directory in models.items()}
+    for name, frame in _baselines(args, kind, dataset).items():
+        evaluated[name] = (prediction_metrics(frame), frame)
+    metrics = {name: values for name, (values, _) in evaluated.items()}
+    if args.predictions_out is not None:
+        frames = [frame for _, frame in evaluated.values() if frame is not None]
+        if not frames:
+            raise ConfigurationError("--predictions-out: table data gives no per-example "
+                                     "predictions here; use hyena-glt benchmark")
+        _save_table(pd.concat(frames, ignore_index=True), args.predictions_out)
     if args.out.suffix in TABLE_SUFFIXES:
-        import pandas as pd
-
         from ..evaluation.benchmark import tidy_metrics
 
-        dataset = args.dataset or args.data.name.split(".")[0]
         _save_table(pd.concat([tidy_metrics(values, name, dataset)
                                for name, values in metrics.items()], ignore_index=True),
                     args.out)
@@ -251,12 +306,12 @@ def _register_benchmark(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baselines", default="kmer,cnn",
                         help="comma-separated baselines: kmer, cnn, or none")
     parser.add_argument("--metrics", nargs="+", default=["accuracy", "f1", "auc"])
-    parser.add_argument("--seed", type=int, default=0, help="subsample and CNN seed")
-    parser.add_argument("--max-rows", type=int, default=None, metavar="N",
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="subsample and CNN seed")
+    parser.add_argument("--max-rows", type=positive_int, default=None, metavar="N",
                         help="stratified subsample of each part to N rows (quick runs)")
-    parser.add_argument("--cnn-epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+    parser.add_argument("--cnn-epochs", type=positive_int, default=5)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
                         help="truncate inputs of torch models (default: their sequence_length)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output directory")

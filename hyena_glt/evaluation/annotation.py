@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from hyena_glt.data.datasets import IGNORE_INDEX, GenomeAnnotationDataset, collate_batch
 from hyena_glt.data.shards import read_manifest
-from hyena_glt.errors import DataError, ModelError
+from hyena_glt.errors import DataError
 from hyena_glt.evaluation.metrics import GenomicMetrics
-from hyena_glt.evaluation.models import model_max_length
+from hyena_glt.evaluation.predictions import token_predictions
 
-__all__ = ["evaluate_token_classifier"]
+__all__ = ["evaluate_token_classifier", "token_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +31,6 @@ def _class_names(shard_dir: Path, num_classes: int) -> list[str] | None:
     if num_classes != 2 or not features:
         return None
     return ["other", "+".join([features] if isinstance(features, str) else features)]
-
-
-@torch.no_grad()
-def _logits(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    if isinstance(model, torch.nn.Module):
-        return model(input_ids, attention_mask).logits.float()
-    return model(input_ids.numpy(), attention_mask.numpy()).float()  # OnnxModel
 
 
 def evaluate_token_classifier(model: Any, data: str | Path, batch_size: int = 8,
@@ -66,26 +56,18 @@ def evaluate_token_classifier(model: Any, data: str | Path, batch_size: int = 8,
     if kind != "annotation":
         raise DataError(f"expected an 'annotation' shard directory, found kind {kind!r}",
                         path=str(data))
-    max_length = max_length or model_max_length(model)
-    dataset = GenomeAnnotationDataset(data, max_length=max_length, padding=None)
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    probabilities, targets = [], []
-    for batch in loader:
-        logits = _logits(model, batch["input_ids"], batch["attention_mask"])
-        labels = batch["labels"]
-        if logits.dim() != 3 or logits.shape[:2] != labels.shape:
-            raise ModelError(f"logits of shape {tuple(logits.shape)} for labels of shape "
-                             f"{tuple(labels.shape)}: not a per-base (token) classifier")
-        keep = (labels != IGNORE_INDEX) & batch["attention_mask"].bool()
-        probabilities.append(logits.softmax(-1)[keep].numpy())
-        targets.append(labels[keep].numpy())
-    probs, target = np.concatenate(probabilities), np.concatenate(targets)
+    probs, target, window, _ = token_predictions(model, data, batch_size, max_length)
+    return token_metrics(probs, target, window, data)
+
+
+def token_metrics(probs: np.ndarray, target: np.ndarray, window: np.ndarray, data: str | Path
+                  ) -> dict[str, Any]:
+    """Per-base classification metrics of :func:`token_predictions` output, plus
+    ``n_windows`` and ``n_bases``; classes named after the shards' feature."""
     metrics = GenomicMetrics().classification(
-        probs, target, label_names=_class_names(data, probs.shape[1]))
-    metrics.update(n_windows=len(dataset), n_bases=len(target))
+        probs, target, label_names=_class_names(Path(data), probs.shape[1]))
+    metrics.update(n_windows=len(np.unique(window)), n_bases=len(target))
     logger.info("per-base accuracy %.4f, F1 %.4f, MCC %.4f over %d bases of %d windows",
                 metrics["accuracy"], metrics["f1_macro"], metrics["mcc"], len(target),
-                len(dataset))
+                metrics["n_windows"])
     return metrics
