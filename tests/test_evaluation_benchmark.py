@@ -85,7 +85,8 @@ def test_benchmark_table_lists_model_and_baselines(task, tmp_path):
                                [task], metrics=["accuracy", "f1", "auc"], latency_repeats=1)
     table = benchmark.run()
     assert list(table.columns) == ["model", "dataset", "metric", "value", "n_parameters",
-                                   "size_bytes", "latency_ms", "throughput_seq_per_s"]
+                                   "size_bytes", "latency_ms", "throughput_seq_per_s",
+                                   "latency_ms_iqr", "batch_size", "threads", "machine"]
     assert len(table) == 9 and set(table["model"]) == {"hyena", "kmer", "cnn"}
     assert set(table["metric"]) == {"accuracy", "f1_macro", "auroc"}
     assert table["value"].between(0, 1).all()
@@ -104,12 +105,51 @@ def test_benchmark_table_lists_model_and_baselines(task, tmp_path):
     hyena_cost = table[table["model"] == "hyena"].iloc[0]
     assert hyena_cost["n_parameters"] == sum(v.numel() for v in model.state_dict().values())
     predictions = benchmark.predictions_table()
-    assert list(predictions.columns) == ["model", "dataset", "target", "prob_0", "prob_1"]
+    assert list(predictions.columns) == ["model", "dataset", "task_type", "unit", "position",
+                                         "target", "prob_0", "prob_1", "score"]
+    np.testing.assert_allclose(predictions["score"], predictions["prob_1"])
     assert len(predictions) == 3 * 60
     for suffix in (".parquet", ".csv"):
         path = save_results(table, tmp_path / f"results{suffix}")
         back = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
         np.testing.assert_allclose(back["value"], table["value"])
+
+
+def test_timings_are_interleaved_and_name_the_machine(task):
+    """One batch, the same for every model, timed in rotating rounds: each model's median
+    and spread come from the same stretch of wall time."""
+    calls: list[str] = []
+
+    class Recorder(KmerLogisticRegression):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.label = name
+
+        def predict_proba(self, sequences):
+            calls.append((self.label, len(sequences)))
+            return super().predict_proba(sequences)
+
+    benchmark = ModelBenchmark({"a": Recorder("a"), "b": Recorder("b")}, [task],
+                               batch_size=8, latency_repeats=4)
+    table = benchmark.run()
+    timed = [name for name, size in calls if size == 8]
+    assert timed == ["a", "b"] + ["a", "b", "b", "a"] * 2  # warm-up, then rotating rounds
+    costs = table.groupby("model").first()
+    assert (costs["batch_size"] == 8).all() and (costs["latency_ms_iqr"] >= 0).all()
+    assert costs["machine"].nunique() == 1 and "CPUs" in costs["machine"].iloc[0]
+    assert costs["throughput_seq_per_s"].to_numpy() == pytest.approx(
+        8000 / costs["latency_ms"].to_numpy())
+
+
+def test_two_unnamed_datasets_keep_their_rows_apart(task):
+    first = BenchmarkTask("dataset", task.train_sequences, task.train_labels,
+                          task.test_sequences, task.test_labels)
+    second = BenchmarkTask("dataset", task.train_sequences, task.train_labels,
+                           task.test_sequences[:20], task.test_labels[:20])
+    table = ModelBenchmark([KmerLogisticRegression()], [first, second],
+                           latency_repeats=1).run()
+    assert set(table["dataset"]) == {"dataset_0", "dataset_1"}
+    assert not table.duplicated(["model", "dataset", "metric"]).any()
 
 
 def test_unknown_metric_is_a_clear_error(task):

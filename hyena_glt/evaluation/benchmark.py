@@ -5,8 +5,10 @@ classifier through :class:`TorchSequenceClassifier`, an ONNX export through
 :class:`OnnxSequenceClassifier` (tokenization included, :mod:`hyena_glt.evaluation.models`), a
 baseline (:mod:`hyena_glt.evaluation.baselines`) after ``fit`` on the task's train part — so
 parameters (values stored), size (bytes of the stored tensors written as safetensors), latency
-(median ms of one ``batch_size`` call after a warm-up) and throughput (test sequences per second
-over the whole test part) are measured the same way for every model.
+and throughput are measured the same way for every model: one ``batch_size`` call on the same
+test sequences, every model warmed up and then timed ``latency_repeats`` times interleaved with
+the others in one process (so background load falls on all alike); the median, its
+interquartile range, the batch size, thread count and CPU model are recorded.
 
 A :class:`BenchmarkTask` is read once and shared by every model: from pre-split data
 (:meth:`BenchmarkTask.from_split`: the train/test parts a fine-tuned model was trained and
@@ -16,13 +18,16 @@ or by splitting one table (:meth:`BenchmarkTask.from_table`). Every source is re
 :class:`GenomicDataset`, so labels get the class ids fine-tuning used.
 
 The result is a long table, one row per model x dataset x metric:
-``model, dataset, metric, value, n_parameters, size_bytes, latency_ms, throughput_seq_per_s``.
+``model, dataset, metric, value, n_parameters, size_bytes, latency_ms, throughput_seq_per_s,
+latency_ms_iqr, batch_size, threads, machine``. Datasets whose names repeat get their index
+appended.
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
+import os
+import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +48,7 @@ from hyena_glt.evaluation.models import (
     count_stored_values,
     stored_size_bytes,
 )
+from hyena_glt.evaluation.predictions import predictions_frame
 from hyena_glt.io import atomic_file
 
 __all__ = ["BenchmarkTask", "ModelBenchmark", "METRIC_ALIASES", "LabelledSequences",
@@ -56,7 +62,8 @@ METRIC_ALIASES = {"f1": "f1_macro", "auc": "auroc", "precision": "precision_macr
                   "recall": "recall_macro"}
 #: Columns of :meth:`ModelBenchmark.run` (``hyena-glt evaluate`` writes the first four).
 RESULT_COLUMNS = ["model", "dataset", "metric", "value", "n_parameters", "size_bytes",
-                  "latency_ms", "throughput_seq_per_s"]
+                  "latency_ms", "throughput_seq_per_s", "latency_ms_iqr", "batch_size",
+                  "threads", "machine"]
 
 
 @dataclass
@@ -214,20 +221,37 @@ class BenchmarkTask:
                    part.label_names, str(path), part.tokenizer)
 
 
-def _measure(model: Any, sequences: list[str], batch_size: int, repeats: int
-             ) -> tuple[np.ndarray, float, float]:
-    """(probabilities over ``sequences``, median latency of one batch in ms, sequences/s)."""
-    batch = sequences[:batch_size]
-    model.predict_proba(batch)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict_proba(batch)
-        times.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    probs = np.asarray(model.predict_proba(sequences))
-    elapsed = time.perf_counter() - start
-    return probs, 1000 * statistics.median(times), len(sequences) / max(elapsed, 1e-9)
+def machine_name() -> str:
+    """The CPU model (``/proc/cpuinfo``, else :func:`platform.processor`) and core count."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        model = names[0] if names else model
+    return f"{model}, {os.cpu_count()} logical CPUs"
+
+
+def _timings(models: Mapping[str, Any], batch: list[str], repeats: int
+             ) -> dict[str, tuple[float, float]]:
+    """``{model: (median ms, interquartile range ms)}`` of one ``predict_proba(batch)`` call.
+
+    Calls are interleaved (every round times each model once, in a rotating order) after a
+    warm-up of each, so load from other processes falls on every model alike.
+    """
+    names = list(models)
+    for name in names:
+        models[name].predict_proba(batch)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(repeats):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            models[name].predict_proba(batch)
+            times[name].append(1000 * (time.perf_counter() - start))
+    return {name: (float(np.median(values)),
+                   float(np.subtract(*np.percentile(values, [75, 25]))))
+            for name, values in times.items()}
 
 
 def _as_task(data: Any) -> BenchmarkTask:
@@ -242,6 +266,16 @@ def _as_task(data: Any) -> BenchmarkTask:
     raise ConfigurationError(f"cannot benchmark on a {type(data).__name__}: pass a "
                              "BenchmarkTask, a GenomicDataset, a (train, test) pair or a table "
                              "path")
+
+
+def _unique_names(tasks: list[BenchmarkTask]) -> list[BenchmarkTask]:
+    """Tasks whose names repeat (e.g. two GenomicDatasets, both "dataset") get their index
+    appended, so their result rows do not collide."""
+    names = [task.name for task in tasks]
+    for index, task in enumerate(tasks):
+        if names.count(task.name) > 1:
+            task.name = f"{task.name}_{index}"
+    return tasks
 
 
 def _named(models: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
@@ -272,7 +306,7 @@ class ModelBenchmark:
             :meth:`BenchmarkTask.from_table`).
         metrics: GenomicMetrics classification keys or aliases (``f1``, ``auc``, ...).
         batch_size: sequences per call for the latency measurement.
-        latency_repeats: timed calls after the warm-up (the median is reported).
+        latency_repeats: timed rounds after the warm-up (median and interquartile range).
 
     After :meth:`run`, ``predictions`` maps ``(model, dataset)`` to ``(probs (N, C) float,
     targets (N,) int64)``.
@@ -281,11 +315,11 @@ class ModelBenchmark:
     def __init__(self, models: Mapping[str, Any] | Sequence[Any],
                  datasets: Sequence[BenchmarkTask | GenomicDataset | tuple | str | Path],
                  metrics: Sequence[str] = ("accuracy", "f1", "auc"), batch_size: int = 32,
-                 latency_repeats: int = 5) -> None:
+                 latency_repeats: int = 10) -> None:
         models = _named(models)
         if not models or not datasets:
             raise ConfigurationError("ModelBenchmark needs at least one model and one dataset")
-        self.tasks = [_as_task(d) for d in datasets]
+        self.tasks = _unique_names([_as_task(d) for d in datasets])
         tokenizer = self.tasks[0].tokenizer or DNATokenizer()
         self.models = {name: (TorchSequenceClassifier(m, tokenizer)
                               if isinstance(m, torch.nn.Module) else m)
@@ -298,7 +332,9 @@ class ModelBenchmark:
         """The tidy results table (see the module docstring)."""
         rows = []
         scorer = GenomicMetrics()
+        machine, threads = machine_name(), torch.get_num_threads()
         for task in self.tasks:
+            values = {}
             for name, model in self.models.items():
                 if hasattr(model, "fit"):
                     if not task.train_sequences:
@@ -308,36 +344,39 @@ class ModelBenchmark:
                     logger.info("fitting %s on %s (%d sequences)", name, task.name,
                                 len(task.train_sequences))
                     model.fit(task.train_sequences, task.train_labels)
-                probs, latency_ms, throughput = _measure(model, task.test_sequences,
-                                                         self.batch_size, self.latency_repeats)
+                probs = np.asarray(model.predict_proba(task.test_sequences))
                 self.predictions[(name, task.name)] = (probs, task.test_labels)
-                values = scorer.compute_all(probs, task.test_labels, "sequence_classification",
-                                            label_names=complete_label_names(
-                                                task.label_names, probs.shape[1]))
-                unknown = [m for m in self.metrics if m not in values]
+                values[name] = scorer.compute_all(
+                    probs, task.test_labels, "sequence_classification",
+                    label_names=complete_label_names(task.label_names, probs.shape[1]))
+                unknown = [m for m in self.metrics if m not in values[name]]
                 if unknown:
                     raise ConfigurationError(f"unknown metric(s) {unknown}; available: "
-                                             f"{sorted(k for k in values if '/' not in k)}")
+                                             f"{sorted(k for k in values[name] if '/' not in k)}")
+            batch = task.test_sequences[:self.batch_size]
+            timings = _timings(self.models, batch, self.latency_repeats)
+            for name, model in self.models.items():
                 parameters = model.parameters()
+                latency_ms, spread = timings[name]
                 costs = {"n_parameters": count_stored_values(parameters),
                          "size_bytes": stored_size_bytes(parameters), "latency_ms": latency_ms,
-                         "throughput_seq_per_s": throughput}
+                         "throughput_seq_per_s": 1000 * len(batch) / max(latency_ms, 1e-9),
+                         "latency_ms_iqr": spread, "batch_size": len(batch),
+                         "threads": threads, "machine": machine}
                 rows += [{"model": name, "dataset": task.name, "metric": metric,
-                          "value": float(values[metric]), **costs} for metric in self.metrics]
-                logger.info("%s on %s: %s", name, task.name,
-                            {m: round(values[m], 4) for m in self.metrics})
+                          "value": float(values[name][metric]), **costs}
+                         for metric in self.metrics]
+                logger.info("%s on %s: %s, %.1f ms per batch", name, task.name,
+                            {m: round(values[name][m], 4) for m in self.metrics}, latency_ms)
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def predictions_table(self) -> pd.DataFrame:
-        """Long table of test predictions: ``model, dataset, target, prob_0..prob_{C-1}``."""
-        frames = []
-        for (name, task), (probs, targets) in self.predictions.items():
-            frame = pd.DataFrame(probs, columns=[f"prob_{k}" for k in range(probs.shape[1])])
-            frame.insert(0, "target", targets)
-            frame.insert(0, "dataset", task)
-            frame.insert(0, "model", name)
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True)
+        """Test predictions in the format of :mod:`hyena_glt.evaluation.predictions`: one row
+        per model and test sequence (``unit`` and ``position`` = the sequence's index)."""
+        return pd.concat([predictions_frame(name, task, "sequence_classification", targets,
+                                            probs, np.arange(len(targets)))
+                          for (name, task), (probs, targets) in self.predictions.items()],
+                         ignore_index=True)
 
 
 def tidy_metrics(metrics: Mapping[str, Any], model: str, dataset: str) -> pd.DataFrame:
