@@ -8,7 +8,11 @@ the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,8 @@ from .io import atomic_file
 #: Ways a sequence-level head summarises positions (``HyenaGLTConfig.pooling``).
 POOLINGS = ("mean", "attention")
 
-__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME", "POOLINGS"]
+__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME", "POOLINGS", "parse_number",
+           "check_config_fields"]
 
 CONFIG_NAME = "config.json"
 
@@ -33,6 +38,80 @@ TASK_TYPES = (
     "token_classification",
     "regression",
 )
+
+
+def parse_number(value: Any, kind: type, where: str) -> int | float:
+    """The one reader of numbers from ``--set``, YAML and ``config.json``.
+
+    YAML 1.1 reads ``1e-3`` (no dot) as a string and JSON may quote numbers (``"0.1"``), so
+    text is parsed here; a whole number given as ``2e3`` or ``32.0`` is accepted for an integer
+    field. Anything else raises :class:`ConfigurationError` naming ``where`` and the value.
+    """
+    wanted = "an integer" if kind is int else "a number"
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or (
+            isinstance(number, float) and not math.isfinite(number)):
+        raise ConfigurationError(f"{where}={value!r} is not {wanted}")
+    if kind is int:
+        if number != int(number):
+            raise ConfigurationError(f"{where}={value!r} is not {wanted}")
+        return int(number)
+    return float(number)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` of field ``name`` converted to its annotated type (or a named error)."""
+    where = f"HyenaGLTConfig.{name}"
+    optional = type(None) in typing.get_args(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigurationError(f"{where}=None is not allowed: give a value (or leave the "
+                                 "field out for its default)")
+    if optional:
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    origin = typing.get_origin(hint)
+    if hint in (int, float):
+        return parse_number(value, hint, where)
+    if hint is bool:
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{where}={value!r} is not true or false")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{where}={value!r} is not a string")
+        return value
+    if origin is tuple:  # tuple[int, ...]: one number, a list, or "3,4,5"
+        items = value.split(",") if isinstance(value, str) else value
+        items = items if isinstance(items, (list, tuple)) else [items]
+        return tuple(parse_number(item, int, f"{where}[{i}]") for i, item in enumerate(items))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(f"{where}={value!r} is not a mapping")
+        return dict(value)
+    return value
+
+
+def check_config_fields(fields: Mapping[str, Any], where: str,
+                        base: Mapping[str, Any] | None = None) -> HyenaGLTConfig:
+    """Validate ``fields`` (over ``base``) as a :class:`HyenaGLTConfig`, naming ``where``.
+
+    The check the workflow runs at DAG time on ``pretrain.model`` and the fine-tuning
+    overrides, so a wrong value stops Snakemake before any job, with the same rules as the CLI.
+    """
+    if not isinstance(fields, Mapping):
+        raise ConfigurationError(f"{where}: expected a mapping of HyenaGLTConfig fields")
+    try:
+        return HyenaGLTConfig.from_dict({**(base or {}), **fields})
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{where}: {err}") from None
 
 
 @dataclass
@@ -115,11 +194,13 @@ class HyenaGLTConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.ngram_sizes = tuple(int(n) for n in self.ngram_sizes)
-        if self.attention_layers is not None:
-            self.attention_layers = tuple(int(i) for i in self.attention_layers)
+        hints = typing.get_type_hints(type(self))
+        for spec in dataclasses.fields(self):
+            setattr(self, spec.name, _coerce(spec.name, getattr(self, spec.name),
+                                             hints[spec.name]))
         if self.id2label is not None:
-            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            self.id2label = {parse_number(k, int, f"HyenaGLTConfig.id2label key {k!r}"): str(v)
+                             for k, v in self.id2label.items()}
         self.validate()
 
     # ----------------------------------------------------------------------------------------
@@ -200,8 +281,11 @@ class HyenaGLTConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
+            close = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+            hints = "".join(f" ({name!r}: did you mean {match[0]!r}?)"
+                            for name, match in close.items() if match)
             raise ConfigurationError(
-                f"unknown HyenaGLTConfig field(s): {', '.join(unknown)}; known fields: "
+                f"unknown HyenaGLTConfig field(s): {', '.join(unknown)}{hints}; known fields: "
                 f"{', '.join(sorted(known))}"
             )
         return cls(**data)

@@ -2,7 +2,7 @@
 
 Every file or directory a stage produces is written under a temporary name in the same folder
 and renamed into place only when complete, so Snakemake (or a user) never sees a partial output,
-and a failure leaves nothing behind.
+and a failure leaves nothing behind, not even the output's parent folders it had to create.
 """
 
 from __future__ import annotations
@@ -14,11 +14,32 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_file", "atomic_directory", "sha256sum"]
+__all__ = ["atomic_file", "atomic_directory", "remove_empty", "sha256sum"]
 
 
 def _temporary_sibling(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def _make_parents(final: Path) -> list[Path]:
+    """Create the missing parent folders of ``final``; return them, deepest first."""
+    missing = []
+    for parent in final.absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that are still empty: a failed command leaves no
+    empty parent of its output behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another output landed there) or already gone
+            break
 
 
 @contextlib.contextmanager
@@ -28,13 +49,14 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     On an exception the temporary file is removed and ``path`` is left as it was.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(final)
     tmp = _temporary_sibling(final)
     try:
         yield tmp
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        remove_empty(created)
         raise
 
 
@@ -45,7 +67,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     On an exception the temporary directory is removed and ``path`` is left as it was.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(final)
     tmp = _temporary_sibling(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -60,6 +82,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(created)
         raise
 
 

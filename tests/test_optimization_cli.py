@@ -79,7 +79,8 @@ def test_invalid_sparsity_is_a_one_line_user_error(workdir, capsys):
     status = main(["prune", str(workdir / "model"), "--val", str(workdir / "val.csv"),
                    "--out", str(workdir / "bad"), "--sparsity", "1.5"])
     assert status == 2
-    assert "PruningConfig.sparsity=1.5 is invalid" in capsys.readouterr().err
+    assert "--sparsity: 1.5 is out of range: must be a fraction in [0, 1)" in \
+        capsys.readouterr().err
     assert not (workdir / "bad").exists()
 
 

@@ -14,6 +14,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .arguments import (
+    EXPORT_FORMATS,
+    PRUNING_SCOPES,
+    PRUNING_TYPES,
+    QUANTIZATION_TYPES,
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 from .threads import add_threads_option, apply_threads
 
 __all__ = ["register", "REPORT_NAME"]
@@ -30,9 +41,9 @@ def _add_common(parser: argparse.ArgumentParser, model_help: str) -> None:
     parser.add_argument("--val", type=Path, required=True, metavar="DATA",
                         help="labelled validation data (CSV/TSV/Parquet or shard directory) "
                         "for the before/after report")
-    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+    parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
                         help="truncate sequences (default: the model's sequence_length)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="default 32")
     add_threads_option(parser)
 
 
@@ -144,10 +155,6 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``quantize``, ``prune``, ``distill`` and ``export``."""
-    from ..optimization.deployment import EXPORT_FORMATS
-    from ..optimization.pruning import PRUNING_TYPES, SCOPES
-    from ..optimization.quantization import QUANTIZATION_TYPES
-
     parser = subparsers.add_parser("quantize", help="post-training quantization (int8/fp16)")
     _add_common(parser, "fine-tuned model directory")
     parser.add_argument("--type", choices=QUANTIZATION_TYPES, default="dynamic",
@@ -158,14 +165,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("prune", help="magnitude or structured pruning")
     _add_common(parser, "fine-tuned model directory")
     parser.add_argument("--type", choices=PRUNING_TYPES, default="magnitude")
-    parser.add_argument("--sparsity", type=float, default=0.5, help="in [0, 1); default 0.5")
-    parser.add_argument("--scope", choices=SCOPES, default="global")
-    parser.add_argument("--iterations", type=int, default=1, metavar="N")
-    parser.add_argument("--fine-tune-steps", type=int, default=0, metavar="N",
+    parser.add_argument("--sparsity", type=fraction, default=0.5, help="in [0, 1); default 0.5")
+    parser.add_argument("--scope", choices=PRUNING_SCOPES, default="global")
+    parser.add_argument("--iterations", type=positive_int, default=1, metavar="N")
+    parser.add_argument("--fine-tune-steps", type=non_negative_int, default=0, metavar="N",
                         help="training batches after each pruning step (needs --train)")
-    parser.add_argument("--learning-rate", type=float, default=1e-4, metavar="LR")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-4, metavar="LR")
     parser.add_argument("--train", type=Path, default=None, metavar="DATA")
-    parser.add_argument("--distillation-alpha", type=float, default=0.0, metavar="A",
+    parser.add_argument("--distillation-alpha", type=unit_interval, default=0.0, metavar="A",
                         help="fine-tune toward the unpruned model's soft outputs with this "
                         "weight in [0, 1] (default 0: labels only)")
     parser.set_defaults(func=_run_prune)
@@ -173,15 +180,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("distill", help="distil a model into a smaller student")
     _add_common(parser, "teacher model directory")
     parser.add_argument("--train", type=Path, required=True, metavar="DATA")
-    parser.add_argument("--student-d-model", type=int, default=None, metavar="N",
+    parser.add_argument("--student-d-model", type=positive_int, default=None, metavar="N",
                         help="student width (default: the teacher's)")
-    parser.add_argument("--student-layers", type=int, default=None, metavar="N",
+    parser.add_argument("--student-layers", type=positive_int, default=None, metavar="N",
                         help="student global layers (default: the teacher's)")
     parser.add_argument("--type", choices=("response", "feature"), default="response")
-    parser.add_argument("--temperature", type=float, default=4.0)
-    parser.add_argument("--alpha", type=float, default=0.7)
-    parser.add_argument("--steps", type=int, default=500, metavar="N")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, metavar="LR")
+    parser.add_argument("--temperature", type=positive_float, default=4.0)
+    parser.add_argument("--alpha", type=unit_interval, default=0.7)
+    parser.add_argument("--steps", type=positive_int, default=500, metavar="N")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, metavar="LR")
     parser.set_defaults(func=_run_distill)
 
     parser = subparsers.add_parser("export", help="ONNX (or torch.export) export, verified "
@@ -192,7 +199,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the fallback for ops without an ONNX form)")
     parser.add_argument("--optimization-level", choices=("none", "basic", "extended", "all"),
                         default="all", help="ONNX Runtime graph optimisation (default all)")
-    parser.add_argument("--length", type=int, default=None, metavar="N",
+    parser.add_argument("--length", type=positive_int, default=None, metavar="N",
                         help="exported (fixed) sequence length; default: the longest "
                         "sequence of --val (shorter inputs are padded, longer ones refused)")
     parser.set_defaults(func=_run_export)

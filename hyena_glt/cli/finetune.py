@@ -19,7 +19,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .pretrain import add_training_options, config_fields, discard_resume_state, run_training
+from .arguments import positive_float, positive_int
+from .pretrain import (
+    add_training_options,
+    config_fields,
+    discard_resume_state,
+    run_dir,
+    run_training,
+)
 
 __all__ = ["register"]
 
@@ -37,9 +44,11 @@ def _dataset(path: Path, task_type: str, max_length: int | None) -> Any:
         VariantEffectDataset,
     )
     from ..data.shards import read_manifest
+    from ..training.finetune import check_shard_kind
 
     if path.is_dir():
         kind = read_manifest(path)["kind"]
+        check_shard_kind(task_type, kind, path)
         cls = {"table": GenomicDataset, "windows": GenomicDataset,
                "annotation": GenomeAnnotationDataset, "variants": VariantEffectDataset}[kind]
     else:
@@ -62,7 +71,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
     num_classes = args.num_classes or getattr(train, "num_classes", None) or (
         1 if args.task_type == "variant_effect" else 2)
     overrides = config_fields(args)
-    if args.batch_size:
+    if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
     finetuner = FineTuner(args.pretrained, task_type=args.task_type, num_classes=num_classes,
                           strategy=args.strategy, backbone_lr=args.backbone_lr,
@@ -76,8 +85,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
 
     def train_and_test() -> None:
         finetuner.finetune(
-            train, val, num_epochs=args.epochs, output_dir=args.run_dir or Path(
-                f"{args.out}.run"), model_dir=args.out, device=args.device,
+            train, val, num_epochs=args.epochs, output_dir=run_dir(args),
+            model_dir=args.out, device=args.device,
             max_steps=args.max_steps, log_steps=args.log_steps, eval_steps=args.eval_steps,
             save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
             metric_for_best=args.metric, num_workers=args.num_workers)
@@ -108,15 +117,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task-type", required=True, choices=TASK_TYPES)
     parser.add_argument("--strategy", default="full",
                         choices=("full", "head_only", "gradual_unfreeze"))
-    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+    parser.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                         help="default: num_epochs of the config")
-    parser.add_argument("--num-classes", type=int, default=None, metavar="N",
+    parser.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                         help="default: the number of labels in the training data (1 for "
                         "variant_effect scores: a regression)")
-    parser.add_argument("--backbone-lr", type=float, default=None, metavar="LR")
-    parser.add_argument("--head-lr", type=float, default=None, metavar="LR")
-    parser.add_argument("--batch-size", type=int, default=None, metavar="N")
-    parser.add_argument("--max-length", type=int, default=None, metavar="N",
+    parser.add_argument("--backbone-lr", type=positive_float, default=None, metavar="LR")
+    parser.add_argument("--head-lr", type=positive_float, default=None, metavar="LR")
+    parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N")
+    parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
                         help="truncate sequences to N tokens (default: keep whole)")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="YAML/JSON of HyenaGLTConfig fields to change (dropout, "

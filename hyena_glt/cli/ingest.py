@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .arguments import non_negative_int, open_fraction, positive_int, unit_interval
+
 __all__ = ["register"]
 
 ALPHABETS = ("dna", "rna", "protein")
@@ -43,15 +45,16 @@ def _register_fasta(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("fasta", nargs="+", type=Path, metavar="FASTA",
                         help="FASTA files; record ids must be unique across them")
     _add_output(parser)
-    parser.add_argument("--window", type=int, default=1024, help="window length (default 1024)")
-    parser.add_argument("--stride", type=int, default=None,
+    parser.add_argument("--window", type=positive_int, default=1024,
+                        help="window length (default 1024)")
+    parser.add_argument("--stride", type=positive_int, default=None,
                         help="distance between window starts (default: --window, no overlap)")
     parser.add_argument("--reverse-complement", action="store_true",
                         help="also write the reverse complement of every window (strand '-')")
-    parser.add_argument("--max-n-fraction", type=float, default=0.1,
+    parser.add_argument("--max-n-fraction", type=unit_interval, default=0.1,
                         help="drop windows with a larger fraction of N (X for protein); "
                         "default 0.1")
-    parser.add_argument("--min-length", type=int, default=None,
+    parser.add_argument("--min-length", type=non_negative_int, default=None,
                         help="keep a record's short final window if it has at least this many "
                         "residues (default: full windows only)")
     parser.add_argument("--alphabet", choices=ALPHABETS, default="dna", help="default dna")
@@ -85,12 +88,13 @@ def _register_table(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", choices=("classification", "regression"),
                         default="classification", help="default classification")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--split", type=float, default=None, metavar="FRACTION",
+    group.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
                        help="train fraction of a seeded split (stratified by label for "
                        "classification) written to DIR/train and DIR/test")
     group.add_argument("--split-column", default=None,
                        help="write one shard directory per value of this column")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of --split (default 0)")
     _add_unknown(parser)
     parser.set_defaults(func=_run_table)
 
@@ -121,10 +125,11 @@ def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--feature", action="append", default=None, metavar="TYPE",
                         help="GFF3 type labelled 1; repeat for several (default CDS; BED: all "
                         "intervals)")
-    parser.add_argument("--window", type=int, default=1024, help="window length (default 1024)")
-    parser.add_argument("--stride", type=int, default=None,
+    parser.add_argument("--window", type=positive_int, default=1024,
+                        help="window length (default 1024)")
+    parser.add_argument("--stride", type=positive_int, default=None,
                         help="distance between window starts (default: --window, no overlap)")
-    parser.add_argument("--min-length", type=int, default=None,
+    parser.add_argument("--min-length", type=non_negative_int, default=None,
                         help="keep a record's short final window if it has at least this many "
                         "bases (default: full windows only)")
     parser.add_argument("--reverse-complement", action="store_true",
@@ -138,11 +143,11 @@ def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
         "then dropped when half or more of its 31-mers occur in train on either strand "
         "(repeats such as inverted-repeat copies; see --duplicate-threshold). A record "
         "shorter than two windows goes whole to one side (train with probability FRACTION)")
-    split.add_argument("--split", type=float, default=None, metavar="FRACTION",
+    split.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
                        help="train fraction (0 < FRACTION < 1) of each record")
-    split.add_argument("--seed", type=int, default=0,
+    split.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of the held-out blocks (default 0)")
-    split.add_argument("--duplicate-threshold", type=float, default=0.5, metavar="F",
+    split.add_argument("--duplicate-threshold", type=unit_interval, default=0.5, metavar="F",
                        help="drop a test window when at least this fraction of its canonical "
                        "31-mers occurs in the train part (default 0.5)")
     split.add_argument("--keep-duplicates", action="store_true",
@@ -177,7 +182,8 @@ def _register_vcf(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--table", type=Path, metavar="FILE",
                         help="CSV/TSV[.gz] with one variant per row (see the column options)")
     _add_output(parser)
-    parser.add_argument("--window", type=int, default=1024, help="window length (default 1024)")
+    parser.add_argument("--window", type=positive_int, default=1024,
+                        help="window length (default 1024)")
     parser.add_argument("--on-ref-mismatch", choices=("error", "skip"), default="error",
                         help="REF differing from the reference: stop (default) or skip the "
                         "variant, counted in the manifest")
@@ -205,10 +211,11 @@ def _register_vcf(subparsers: argparse._SubParsersAction) -> None:
         "grouped by contig and --bin-size position bin (POS // BIN), the bins are put in a "
         "seeded random order and whole bins go to train until it holds FRACTION of the "
         "variants, the rest to test, so neighbouring variants never straddle the two")
-    split.add_argument("--split", type=float, default=None, metavar="FRACTION",
+    split.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
                        help="train fraction (0 < FRACTION < 1) of the position-grouped split")
-    split.add_argument("--seed", type=int, default=0, help="seed of --split (default 0)")
-    split.add_argument("--bin-size", type=int, default=100, metavar="BP",
+    split.add_argument("--seed", type=non_negative_int, default=0,
+                       help="seed of --split (default 0)")
+    split.add_argument("--bin-size", type=positive_int, default=100, metavar="BP",
                        help="position bin kept whole by --split (default 100 bp, as the "
                        "evaluation's grouped folds)")
     parser.set_defaults(func=_run_vcf)

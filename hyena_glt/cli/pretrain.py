@@ -27,10 +27,11 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigurationError
+from .arguments import device, non_negative_int, positive_int
 from .threads import add_threads_option, apply_threads
 
 __all__ = ["register", "add_training_options", "run_training", "read_config_file",
-           "config_fields", "discard_resume_state"]
+           "config_fields", "discard_resume_state", "check_curriculum", "run_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,19 +43,19 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=None, metavar="DIR",
                         help="checkpoints/ and metrics.jsonl of the run; a rerun with the same "
                         "run directory resumes (default: MODEL_DIR.run)")
-    parser.add_argument("--max-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--max-steps", type=positive_int, default=None, metavar="N",
                         help="stop after N optimizer steps")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    parser.add_argument("--device", type=device, default="auto", help="cpu, cuda, cuda:N or auto (default)")
     add_threads_option(parser)
-    parser.add_argument("--num-workers", type=int, default=0, metavar="N",
+    parser.add_argument("--num-workers", type=non_negative_int, default=0, metavar="N",
                         help="DataLoader worker processes (default 0)")
-    parser.add_argument("--log-steps", type=int, default=10, metavar="N",
+    parser.add_argument("--log-steps", type=positive_int, default=10, metavar="N",
                         help="log loss/lr/tokens per second every N steps (default 10)")
-    parser.add_argument("--eval-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--eval-steps", type=positive_int, default=None, metavar="N",
                         help="also evaluate every N steps (always at each epoch end)")
-    parser.add_argument("--save-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--save-steps", type=positive_int, default=None, metavar="N",
                         help="also checkpoint every N steps (always at each epoch end)")
-    parser.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+    parser.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
                         help="stop after PATIENCE evaluations without improvement")
     parser.add_argument("--metric", default="eval_loss",
                         help="validation metric that selects the best model (default eval_loss)")
@@ -77,17 +78,49 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
 
 
 def config_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The config fields of ``--config`` with each ``--set FIELD=VALUE`` applied over them."""
+    """The config fields of ``--config`` with each ``--set FIELD=VALUE`` applied over them.
+
+    Values are read as YAML here and typed by ``HyenaGLTConfig`` (``1e-3`` included), so
+    ``--set``, the config file and ``config.json`` share one reader of numbers.
+    """
     fields = read_config_file(args.config)
     for setting in args.settings:
         name, sep, text = setting.partition("=")
         if not sep or not name.strip():
-            raise ConfigurationError(f"--set {setting!r}: expected FIELD=VALUE")
+            raise ConfigurationError(f"--set {setting!r}: expected FIELD=VALUE, e.g. "
+                                     "--set learning_rate=1e-3")
         try:
             fields[name.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ConfigurationError(f"--set {setting!r}: unreadable value ({err})") from None
     return fields
+
+
+def check_curriculum(stages: Any, config: Any, window: int | None, data: Path) -> Any:
+    """A CurriculumLearner whose stages fit the model and the ingested windows, else None.
+
+    Windows are cropped, never padded, to a stage: a stage longer than the windows would train
+    at the window length while the log reports the stage's, so it is refused here.
+    """
+    from ..training.curriculum import CurriculumLearner
+
+    if not stages:
+        return None
+    if not isinstance(stages, (str, list)):
+        raise ConfigurationError(f"curriculum={stages!r}: give LENGTH:EPOCHS stages such as "
+                                 "'1024:1,4096:1', or a list of {max_length, epochs} mappings")
+    curriculum = (CurriculumLearner.from_string(stages) if isinstance(stages, str)
+                  else CurriculumLearner(stages))
+    longest = max(stage["max_length"] for stage in curriculum.stages)
+    if longest > config.sequence_length:
+        raise ConfigurationError(f"curriculum length {longest} exceeds the model's "
+                                 f"sequence_length={config.sequence_length}; shorten the "
+                                 "stage or raise sequence_length")
+    if window is not None and longest > window:
+        raise ConfigurationError(f"curriculum length {longest} exceeds the {window}-token "
+                                 f"windows of {data}; shorten the stage or re-ingest with "
+                                 f"--window {longest}")
+    return curriculum
 
 
 def discard_resume_state(trainer: Any) -> None:
@@ -99,18 +132,37 @@ def discard_resume_state(trainer: Any) -> None:
         shutil.rmtree(trainer.checkpoint_dir.parent, ignore_errors=True)
 
 
+def run_dir(args: argparse.Namespace) -> Path:
+    """The run directory: ``--run-dir``, else ``OUT.run``."""
+    return args.run_dir or Path(f"{args.out}.run")
+
+
 def run_training(args: argparse.Namespace, train: Callable[[], Any]) -> int:
-    """Run ``train`` with the CLI's exit-status conventions and torch settings."""
+    """Run ``train`` with the CLI's exit-status conventions and torch settings.
+
+    A run that fails before its first checkpoint removes the run directory (and the output's
+    parent folders) it created, so a user error leaves nothing behind; one with a checkpoint
+    keeps it, so rerunning resumes.
+    """
     import torch
 
+    from ..io import remove_empty
     from ..training import PREEMPTED_EXIT_CODE, TrainingPreempted
 
     apply_threads(args)
+    runs = run_dir(args)
+    created = [path for path in (runs, *runs.absolute().parents, *args.out.absolute().parents)
+               if not path.exists()]
     try:
         train()
     except TrainingPreempted as stop:
         logger.warning("%s", stop)
         return PREEMPTED_EXIT_CODE
+    except BaseException:
+        if runs in created and not (runs / "checkpoints").exists():
+            shutil.rmtree(runs, ignore_errors=True)
+        remove_empty(sorted(set(created) - {runs}, key=lambda p: -len(p.parts)))
+        raise
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             with contextlib.suppress(RuntimeError):
@@ -123,14 +175,16 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     from ..data.datasets import ShardDataset
     from ..errors import DataError
     from ..model import HyenaGLTForCausalLM
-    from ..training import CurriculumLearner, HyenaGLTTrainer, register_model, seed_everything
+    from ..training import HyenaGLTTrainer, register_model, seed_everything
 
     fields = config_fields(args)
     stages = fields.pop("curriculum", None)
     if args.curriculum:
         stages = args.curriculum
+    fields.setdefault("task_type", "dna_sequence_modeling")
+    seed = HyenaGLTConfig.from_dict(fields).seed  # a bad field stops before data is read
     train = ShardDataset(args.data, max_length=None, shuffle_buffer=args.shuffle_buffer,
-                         seed=fields.get("seed", 0))
+                         seed=seed)
     if train.kind != "windows":
         raise DataError(f"pretraining needs a 'windows' shard directory (hyena-glt ingest "
                         f"fasta), this one holds {train.kind!r}", path=args.data[0])
@@ -138,20 +192,13 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     tokenizer = train.tokenizer
     if tokenizer is not None:
         fields.setdefault("alphabet_size", len(tokenizer))
-    fields.setdefault("task_type", "dna_sequence_modeling")
     config = HyenaGLTConfig.from_dict(fields)
-    curriculum = None
-    if stages:
-        curriculum = (CurriculumLearner.from_string(stages) if isinstance(stages, str)
-                      else CurriculumLearner(stages))
-        longest = max(stage["max_length"] for stage in curriculum.stages)
-        if longest > config.sequence_length:
-            raise ConfigurationError(f"curriculum length {longest} exceeds the model's "
-                                     f"sequence_length={config.sequence_length}")
+    window = (train.manifest.get("metadata") or {}).get("parameters", {}).get("window")
+    curriculum = check_curriculum(stages, config, window, args.data[0])
     seed_everything(config.seed)  # the same initial weights on every rank and every rerun
     model = HyenaGLTForCausalLM(config)
     trainer = HyenaGLTTrainer(
-        model, config, train, val, tokenizer, args.run_dir or Path(f"{args.out}.run"),
+        model, config, train, val, tokenizer, run_dir(args),
         curriculum=curriculum, objective=args.objective, device=args.device,
         max_steps=args.max_steps, log_steps=args.log_steps, eval_steps=args.eval_steps,
         save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
@@ -195,7 +242,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", default="auto",
                         choices=("auto", "causal_lm", "masked_lm"),
                         help="default: masked_lm for bidirectional configs, else causal_lm")
-    parser.add_argument("--shuffle-buffer", type=int, default=10_000, metavar="ROWS",
+    parser.add_argument("--shuffle-buffer", type=positive_int, default=10_000, metavar="ROWS",
                         help="rows shuffled in memory while streaming (default 10000)")
     parser.add_argument("--register", default=None, metavar="NAME",
                         help="register the finished model under NAME (e.g. hyena-glt-base)")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigurationError
+from .arguments import positive_int
 
 __all__ = ["add_threads_option", "apply_threads"]
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice); match the "
                         "Snakemake rule's threads")
 
@@ -20,8 +20,6 @@ def apply_threads(args: argparse.Namespace) -> None:
     """Set torch's intra-op thread count from ``--threads`` (when given)."""
     if args.threads is None:
         return
-    if args.threads < 1:
-        raise ConfigurationError(f"--threads {args.threads}: must be >= 1")
     import torch
 
     torch.set_num_threads(args.threads)

@@ -457,6 +457,11 @@ def read_manifest(shard_dir: str | Path) -> dict[str, Any]:
     if not shard_dir.is_dir():
         raise DataError("not a shard directory (it does not exist or is a file)", path=shard_dir)
     if not path.is_file():
+        parts = sorted(p.name for p in shard_dir.iterdir() if (p / MANIFEST_NAME).is_file())
+        if parts:
+            raise DataError(f"a folder of split parts ({', '.join(parts)}), not one shard "
+                            f"directory: give one part, e.g. {shard_dir / parts[-1]}",
+                            path=shard_dir)
         raise DataError(f"missing {MANIFEST_NAME}: not a complete shard directory "
                         "(re-run the ingest command)", path=shard_dir)
     try:

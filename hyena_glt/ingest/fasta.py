@@ -82,7 +82,11 @@ def _open_text(path: Path) -> Any:
 
 
 def _check_looks_like_fasta(path: Path) -> None:
-    """Reject empty and non-FASTA files before pysam (which skips text before the first '>')."""
+    """Reject missing, empty, FASTQ and other non-FASTA files before pysam (which skips text
+    before the first '>' and reads FASTQ as well)."""
+    if not path.is_file():
+        what = "is a directory, not a FASTA file" if path.is_dir() else "file not found"
+        raise DataError(what, path=path)
     try:
         with _open_text(path) as handle:
             head = handle.read(4096)
@@ -92,7 +96,10 @@ def _check_looks_like_fasta(path: Path) -> None:
     stripped = head.lstrip()
     if not stripped:
         raise DataError("empty file: no FASTA records", path=path)
-    if stripped[0] not in ">@":
+    if stripped[0] == "@":
+        raise DataError("FASTQ, not FASTA (it starts with '@'): convert it first, e.g. "
+                        "seqtk seq -a reads.fq > reads.fa", path=path, line=1)
+    if stripped[0] != ">":
         line = head[: len(head) - len(stripped)].count("\n") + 1
         raise DataError(f"not FASTA: starts with {stripped[:20]!r}, expected a '>' header",
                         path=path, line=line)
@@ -100,11 +107,23 @@ def _check_looks_like_fasta(path: Path) -> None:
 
 def _header_line(path: Path, name: str) -> int | None:
     """Line number of ``>name`` (error path only: re-reads the file)."""
+    wanted = [name] if name else []
     with contextlib.suppress(OSError, EOFError, zlib.error), _open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
-            if line.startswith(">") and line[1:].split(maxsplit=1)[:1] == [name]:
+            if line.startswith(">") and line[1:].split(maxsplit=1)[:1] == wanted:
                 return number
     return None
+
+
+def character_hint(error: TokenizationError, alphabet: str) -> str:
+    """What a user does about a character outside ``alphabet``: the CLI options, named."""
+    character = str(getattr(error, "character", ""))
+    protein = tokenizer_from_name("protein").alphabet
+    if alphabet in ("dna", "rna") and character.upper() in protein:
+        return (f"{character!r} is an amino acid: for a protein FASTA use --alphabet protein; "
+                f"else --unknown replace reads it as N")
+    unknown = UNKNOWN_RESIDUE.get(alphabet, "N")
+    return f"fix the sequence, or use --unknown replace to read it as {unknown}"
 
 
 def _position_line(path: Path, name: str, position: int) -> int | None:
@@ -141,6 +160,10 @@ def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
             with pysam.FastxFile(str(path)) as handle:
                 for entry in handle:
                     name = entry.name
+                    if not name:
+                        raise DataError("header '>' without a record name: give every "
+                                        "record a name ('>chr1')", path=path,
+                                        line=_header_line(path, ""))
                     if name in seen:
                         raise DataError("duplicate record id", path=path, record=name)
                     if not entry.sequence:
@@ -225,6 +248,9 @@ def ingest_fasta(
             character outside the alphabet (with record, position and line), or no window left.
     """
     stride = window if stride is None else stride
+    if min_length is not None and min_length < 0:
+        raise ConfigurationError(f"min_length={min_length}: must be >= 0 (residues in a "
+                                 "record's short final window)")
     if not 0.0 <= max_n_fraction <= 1.0:
         raise ConfigurationError(f"max_n_fraction={max_n_fraction}; allowed range [0, 1]")
     if not paths:
@@ -273,7 +299,9 @@ def _write_record(
         position = getattr(err, "position", None)
         line = _position_line(record.path, record.name, position) if position is not None \
             else None
-        raise DataError(str(err), path=record.path, record=record.name, line=line) from None
+        message = str(err).split("; use unknown=")[0]  # the Python argument, not the option
+        raise DataError(f"{message}; {character_hint(err, tokenizer.type_name.lower())}",
+                        path=record.path, record=record.name, line=line) from None
     length = len(ids)
     counts["records"] += 1
     counts["residues"] += length

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.model_selection import train_test_split
 
 from ..data.shards import ShardWriter, list_array
 from ..data.tokenizers import tokenizer_from_name
@@ -31,6 +30,9 @@ __all__ = ["ingest_table", "read_labelled_table", "encode_labels", "stratified_s
 logger = logging.getLogger(__name__)
 
 TASKS = ("classification", "regression")
+#: Cells that mean "no value" in exported tables (R, pandas, spreadsheets): a missing label,
+#: never a class of its own.
+MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NAN", "null", "NULL", "None", "."})
 #: Shard columns a passthrough column may not shadow.
 _RESERVED = ("input_ids", "label")
 
@@ -88,9 +90,13 @@ def encode_labels(
     values: pd.Series, task: str, path: Path, text: bool,
 ) -> tuple[np.ndarray, list[str] | None]:
     """Labels -> (int64 class indices and their names) or (float64 values, None)."""
-    missing = np.flatnonzero(values.isna().to_numpy())
+    missing = np.flatnonzero((values.isna() | values.astype(str).str.strip().isin(MISSING))
+                             .to_numpy(dtype=bool))
     if len(missing):
-        raise DataError(f"missing label in column {values.name!r}",
+        cell = values.iloc[missing[0]]
+        shown = "empty" if pd.isna(cell) or not str(cell).strip() else repr(cell)
+        raise DataError(f"missing label ({shown}) in column {values.name!r}, {len(missing)} "
+                        "row(s) in all: give every row a label or remove those rows",
                         **_where(path, text, int(missing[0])))
     if task == "regression":
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
@@ -102,10 +108,14 @@ def encode_labels(
     integers = pd.to_numeric(values, errors="coerce")
     whole = integers.notna().all() and (integers == integers.round()).all() and \
         (integers >= 0).all()
+    names = sorted(set(values.astype(str).tolist()))
+    if len(set(integers.tolist()) if whole else names) < 2:
+        raise DataError(f"column {values.name!r} holds one class only ({names[0]!r}): a "
+                        "classifier needs at least two; add rows of another class, or use "
+                        "--task regression for scores", path=path)
     if whole:
         indices = integers.to_numpy(dtype=np.int64)
         return indices, [str(i) for i in range(int(indices.max()) + 1)]
-    names = sorted(set(values.astype(str).tolist()))
     lookup = {name: i for i, name in enumerate(names)}
     return np.array([lookup[v] for v in values.astype(str).tolist()], dtype=np.int64), names
 
@@ -117,6 +127,21 @@ def stratified_split(
     if not 0.0 < train_fraction < 1.0:
         raise ConfigurationError(f"split={train_fraction}; the train fraction must lie in (0, 1)")
     rows = np.arange(len(labels))
+    if stratify:
+        classes, sizes = np.unique(labels, return_counts=True)
+        if sizes.min() < 2:
+            raise ConfigurationError(
+                f"cannot split {train_fraction:g}/{1 - train_fraction:g} by class: class "
+                f"{classes[sizes.argmin()]} has {sizes.min()} row; a stratified split needs "
+                "at least 2 rows of every class (add rows, or remove that class)")
+        test_rows = len(rows) - int(np.floor(train_fraction * len(rows)))
+        if min(test_rows, len(rows) - test_rows) < len(classes):
+            raise ConfigurationError(
+                f"cannot split {len(rows)} rows {train_fraction:g}/{1 - train_fraction:g}: "
+                f"each part needs a row of each of the {len(classes)} classes; give more "
+                "rows or a split fraction nearer 0.5")
+    from sklearn.model_selection import train_test_split  # seconds to import: only to split
+
     try:
         train, test = train_test_split(rows, train_size=train_fraction, random_state=seed,
                                        stratify=labels if stratify else None)
@@ -138,9 +163,13 @@ def _encode_sequences(
     try:
         values, offsets = tokenizer.encode_many(sequences.astype(str).tolist())
     except TokenizationError as err:
+        from .fasta import character_hint
+
         raise DataError(f"invalid {tokenizer.type_name.upper()} character {err.character!r} at "
                         f"position {err.position} of the sequence; the alphabet is "
-                        f"{''.join(tokenizer.alphabet)}", **_where(path, text, err.row)) from None
+                        f"{''.join(tokenizer.alphabet)}; "
+                        f"{character_hint(err, tokenizer.type_name.lower())}",
+                        **_where(path, text, err.row)) from None
     return values, offsets
 
 

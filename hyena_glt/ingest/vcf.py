@@ -35,15 +35,9 @@ file first, which costs its size in temporary disk (``bgzip`` it to avoid this).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gzip
 import logging
 import math
-import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +52,7 @@ from ..data.tokenizers import DNATokenizer
 from ..errors import ConfigurationError, DataError, TokenizationError
 from ..io import atomic_directory
 from ..progress import progress
+from .reference import is_plain_gzip, open_reference
 
 __all__ = [
     "Variant",
@@ -123,97 +118,15 @@ def is_symbolic(allele: str) -> bool:
     return allele.startswith("<") or allele == "*" or any(c in allele for c in "[].")
 
 
-def _head(path: Path, size: int = 16) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(size)
-
-
-def _is_plain_gzip(path: Path) -> bool:
-    """A gzip file that is not BGZF (BGZF has the 'BC' extra subfield in every block header)."""
-    head = _head(path)
-    if head[:2] != b"\x1f\x8b":
-        return False
-    has_extra = len(head) > 3 and head[3] & 4
-    return not (has_extra and head[12:14] == b"BC")
-
-
-@contextlib.contextmanager
-def _htslib_messages() -> Iterator[list[str]]:
-    """Capture what htslib writes to the process's stderr (file descriptor 2) in the block.
-
-    htslib reports *why* indexing failed (format error at line N, duplicate names) only there;
-    the captured text is in the yielded list once the block ends.
-    """
-    captured: list[str] = []
-    with tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.append(sink.read().decode(errors="replace"))
-
-
-@contextlib.contextmanager
-def open_reference(path: str | Path) -> Iterator[pysam.FastaFile]:
-    """Open a FASTA for random access without writing anything next to it.
-
-    Raises:
-        DataError: the file is missing, cannot be indexed (not FASTA, uneven line lengths), or
-            holds no sequence.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("reference FASTA not found", path=path)
-    with tempfile.TemporaryDirectory(prefix="hyena-glt-ref-") as tmp:
-        source = path
-        if _is_plain_gzip(path):
-            logger.warning(
-                "%s is plain gzip, not BGZF: decompressing it to a temporary file to index it "
-                "(bgzip the reference to skip this)", path,
-            )
-            source = Path(tmp) / path.name.removesuffix(".gz")
-            try:
-                with gzip.open(path, "rb") as src, open(source, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (EOFError, OSError) as err:
-                raise DataError(f"cannot decompress ({err}); is it truncated?", path=path) from None
-        fai, gzi = Path(f"{source}.fai"), Path(f"{source}.gzi")
-        compressed = _head(source, 2) == b"\x1f\x8b"
-        if not fai.is_file() or (compressed and not gzi.is_file()):
-            fai, gzi = Path(tmp) / "reference.fai", Path(tmp) / "reference.gzi"
-            args = [str(source), "--fai-idx", str(fai)]
-            if compressed:
-                args += ["--gzi-idx", str(gzi)]
-            with _htslib_messages() as messages:
-                try:
-                    pysam.faidx(*args)
-                    failed = False
-                except pysam.SamtoolsError:
-                    failed = True
-            if failed or "duplicate sequence" in messages[0]:
-                detail = " ".join(messages[0].split()) or "not a FASTA file?"
-                raise DataError(f"cannot index the reference FASTA: {detail}", path=path)
-        try:
-            fasta = pysam.FastaFile(
-                str(source), filepath_index=str(fai),
-                filepath_index_compressed=str(gzi) if compressed else None,
-            )
-        except (OSError, ValueError) as err:
-            raise DataError(f"cannot open the reference FASTA: {err}", path=path) from None
-        with fasta:
-            if not fasta.references:
-                raise DataError("the reference FASTA holds no sequence", path=path)
-            yield fasta
-
-
 def _open_variant_file(path: Path) -> pysam.VariantFile:
     if not path.is_file():
-        raise DataError("VCF/BCF file not found", path=path)
+        raise DataError("VCF/BCF file " + ("is a directory" if path.is_dir() else "not found"),
+                        path=path)
+    if is_plain_gzip(path):  # htslib would fail later on a seek, with no hint
+        raise DataError(f"compressed with plain gzip, which htslib cannot read as a VCF: "
+                        f"recompress it with bgzip (gunzip {path.name} && bgzip "
+                        f"{path.name.removesuffix('.gz')}), or give it uncompressed",
+                        path=path)
     # Quiet htslib while opening: it reports a missing .tbi/.csi, which we never need.
     verbosity = pysam.set_verbosity(0)
     try:
@@ -297,6 +210,10 @@ def variants_from_vcf(
                 ) from None
             counts.records += 1
             last = f"{record.chrom}:{record.pos}"
+            if record.pos < 1:
+                raise DataError(f"POS {record.pos} of record {counts.records}: VCF positions "
+                                "are 1-based (the first base is 1); fix the position (0-based "
+                                "coordinates need + 1)", path=path, record=last)
             if not record.alts:
                 counts.skipped_no_alt += 1
                 continue
@@ -625,6 +542,12 @@ def _write_variants(
             counts.alleles += 1
             check_contig(fasta, variant, reference)
             start = variant.pos - 1
+            contig_length = fasta.get_reference_length(variant.chrom)
+            if start + len(variant.ref) > contig_length and on_ref_mismatch == "error":
+                raise variant.error(
+                    f"REF {variant.ref} at position {variant.pos} runs past the end of contig "
+                    f"{variant.chrom} (length {contig_length:,}) in {reference}: wrong reference "
+                    "build, or a position in another coordinate system?")
             found = _fetch_padded(fasta, variant.chrom, start, start + len(variant.ref))
             if found != variant.ref:
                 if on_ref_mismatch == "error":

@@ -90,6 +90,9 @@ class QuantizationConfig:
 
     @classmethod
     def from_recipe(cls, recipe: dict[str, Any]) -> QuantizationConfig:
+        if not isinstance(recipe, dict):
+            raise OptimizationError(f"quantization recipe {recipe!r} is invalid: expected a "
+                                    "JSON object; re-run the quantize command")
         dtype = {"torch.qint8": torch.qint8}.get(recipe.get("dtype", "torch.qint8"))
         if dtype is None:
             raise OptimizationError(f"quantization recipe dtype={recipe.get('dtype')!r} is "

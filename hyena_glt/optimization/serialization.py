@@ -18,14 +18,14 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .. import model as model_module
 from ..config import HyenaGLTConfig
 from ..errors import ModelError, OptimizationError
 from ..io import atomic_directory
-from ..model.pretrained import WEIGHTS_NAME, HyenaGLTPreTrainedModel
+from ..model.pretrained import WEIGHTS_NAME, HyenaGLTPreTrainedModel, _read_weights
 from .quantization import QuantizationConfig, apply_quantization
 
 __all__ = ["RECIPE_NAME", "save_compressed", "load_compressed"]
@@ -91,13 +91,14 @@ def load_compressed(directory: str | Path) -> HyenaGLTPreTrainedModel:
         return cls.from_pretrained(directory).eval()
     try:
         recipe = json.loads(recipe_path.read_text())
-    except json.JSONDecodeError as err:
-        raise OptimizationError(f"{recipe_path}: not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise OptimizationError(f"{recipe_path}: not valid JSON ({err}); re-run the "
+                                "quantize command") from None
     quant_config = QuantizationConfig.from_recipe(recipe)
     if not quant_config.int8:  # a cast of the float model
         return apply_quantization(cls.from_pretrained(directory), quant_config)
     model = apply_quantization(cls(config), quant_config)
-    state = load_file(directory / WEIGHTS_NAME)
+    state = _read_weights(directory)  # a missing or truncated file is a named ModelError
     for name, module in _quantized_linears(model).items():
         try:
             int8, scale, zero_point, bias = (state.pop(f"{name}.{s}") for s in _INT8_SUFFIXES)

@@ -67,6 +67,9 @@ class CurriculumLearner:
         self.stages: list[dict[str, Any]] = []
         for index, stage in enumerate(stages):
             where = f"curriculum stage {index}"
+            if not isinstance(stage, Mapping):
+                raise ConfigurationError(f"{where}={stage!r}: expected a mapping such as "
+                                         "{max_length: 1024, epochs: 1}")
             unknown = sorted(set(stage) - _KEYS)
             if unknown:
                 raise ConfigurationError(f"{where}: unknown key(s) {unknown}; allowed "

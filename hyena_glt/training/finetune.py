@@ -27,7 +27,7 @@ import numpy as np
 from torch import nn
 
 from ..data.tokenizers import CharTokenizer
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DataError
 from ..model import (
     HyenaGLTForRegression,
     HyenaGLTForSequenceClassification,
@@ -39,7 +39,8 @@ from .registry import resolve_model
 from .state import seed_everything
 from .trainer import HyenaGLTTrainer
 
-__all__ = ["FineTuner", "TASK_MODELS", "STRATEGIES", "backbone_units"]
+__all__ = ["FineTuner", "TASK_MODELS", "STRATEGIES", "TASK_SHARD_KINDS", "backbone_units",
+           "check_shard_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,35 @@ TASK_MODELS: dict[str, type[nn.Module]] = {
     "regression": HyenaGLTForRegression,
 }
 STRATEGIES = ("full", "head_only", "gradual_unfreeze")
+
+#: The shard kind each task type trains on: the one check that the data fit the head.
+TASK_SHARD_KINDS = {
+    "protein_function": "table",
+    "sequence_classification": "table",
+    "regression": "table",
+    "variant_effect": "variants",
+    "genome_annotation": "annotation",
+    "token_classification": "annotation",
+}
+_INGEST_COMMANDS = {"table": "ingest table", "annotation": "ingest annotation",
+                    "variants": "ingest vcf", "windows": "ingest fasta"}
+
+
+def check_shard_kind(task_type: str, kind: str, path: str | Path) -> None:
+    """DataError when shards of ``kind`` cannot train a ``task_type`` head.
+
+    A per-base label array fed to a sequence head fails deep inside PyTorch ("0D or 1D target
+    tensor expected"), so the mismatch is named here, with the task types that fit the data.
+    """
+    expected = TASK_SHARD_KINDS[task_type]
+    if kind == expected:
+        return
+    fitting = [name for name, wanted in TASK_SHARD_KINDS.items() if wanted == kind]
+    fix = (f"use --task-type {' or '.join(fitting)}" if fitting else
+           "windows shards have no labels: fine-tune on labelled shards")
+    raise DataError(f"holds {kind!r} shards (hyena-glt {_INGEST_COMMANDS[kind]}), but task "
+                    f"type {task_type} trains on {expected!r} shards (hyena-glt "
+                    f"{_INGEST_COMMANDS[expected]}); {fix}", path=path)
 
 
 def backbone_units(backbone: nn.Module) -> list[nn.Module]:

@@ -106,6 +106,13 @@ def resolve_model(name_or_path: str | Path) -> Path:
     bundled = _bundled_models()
     if name in bundled:
         return bundled[name]
+    if path.is_dir() or any(sep in name for sep in "/\\"):
+        models = sorted(p.name for p in path.glob("*") if (p / "config.json").is_file())
+        inside = f"; it holds the model directories {', '.join(models)}" if models else ""
+        state = "has no config.json" if path.is_dir() else "does not exist"
+        raise ModelError(f"{path}: not a model directory ({state}){inside}; give the folder "
+                         "written by hyena-glt pretrain or finetune (config.json + "
+                         "model.safetensors), or a registered model name")
     searched = ", ".join(str(loc) for loc in [*registry_locations(), BUNDLED_MODELS])
     raise ModelError(
         f"unknown pretrained model {name!r}: not a model directory (config.json + "

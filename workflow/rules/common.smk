@@ -243,6 +243,100 @@ if not TRAINING_GENOMES and needs_pretraining():
         f"{config['genomes']}: none is left to pretrain on"
     )
 
+# --- settings the schema cannot check: validated by the package itself, before any job ----
+
+
+def checked(check, *args):
+    """Run one of the package's checks; its ConfigurationError becomes a WorkflowError."""
+    from hyena_glt.errors import ConfigurationError
+
+    try:
+        return check(*args)
+    except ConfigurationError as error:
+        raise WorkflowError(str(error))
+
+
+def check_model_settings():
+    """pretrain.model, finetune.overrides and each by_task_type's overrides as HyenaGLTConfig
+    sees them (unknown fields, 1e-3 read as a number, batch_size >= 1), and the curriculum
+    against the model's sequence_length and the ingested windows."""
+    from hyena_glt.config import check_config_fields
+
+    model = checked(
+        check_config_fields, config["pretrain"]["model"], "config: pretrain.model"
+    )
+    finetune = config["finetune"]
+    base = model.to_dict() if not finetune["pretrained"] else {}
+    overrides = finetune.get("overrides", {})
+    checked(check_config_fields, overrides, "config: finetune.overrides", base)
+    for kind, special in finetune.get("by_task_type", {}).items():
+        merged = {**overrides, **special.get("overrides", {})}
+        where = f"config: finetune.by_task_type.{kind}.overrides"
+        checked(check_config_fields, merged, where, base)
+    stages = config["pretrain"]["curriculum"]
+    longest = max(
+        (int(stage.split(":")[0]) for stage in (stages or "").split(",") if stage),
+        default=0,
+    )
+    window = config["ingest"]["genomes"]["window"]
+    for limit, name in (
+        (model.sequence_length, "pretrain.model.sequence_length"),
+        (window, "ingest.genomes.window"),
+    ):
+        if longest > limit:
+            raise WorkflowError(
+                f"config: pretrain.curriculum '{stages}': stage length {longest} exceeds "
+                f"{name}={limit} (windows are cropped, never padded, to a stage); shorten "
+                f"the stage or raise {name}"
+            )
+
+
+def table_header(path):
+    """Column names of a CSV/TSV (gzip allowed), read from its first line only."""
+    separator = "\t" if re.search(r"\.(tsv|tab|txt)(\.gz)?$", path) else ","
+    try:
+        return list(pd.read_csv(path, sep=separator, nrows=0).columns)
+    except (OSError, ValueError, EOFError) as error:
+        raise WorkflowError(f"{path}: cannot read its header line ({error})")
+
+
+def check_sheet_columns():
+    """The column names the task sheet gives for each table exist in that table's header."""
+    for task, row in TASKS.iterrows():
+        if row["type"] in ("sequence_classification", "regression"):
+            wanted = {"table": ["sequence_column", "label_column"]}
+        elif row["type"] == "variant_effect":
+            variant = ["pos_column", "ref_column", "alt_column"]
+            variant += [] if isinstance(row.get("chrom"), str) else ["chrom_column"]
+            wanted = {
+                "table": variant + ["label_column"],
+                "labels": variant + ["label_column"],
+            }
+        else:
+            continue
+        for file_column, settings in wanted.items():
+            path = row.get(file_column)
+            if not isinstance(path, str):
+                continue
+            header = table_header(path)
+            for setting in settings:
+                column = row.get(setting)
+                column = (
+                    column
+                    if isinstance(column, str)
+                    else setting.removesuffix("_column")
+                )
+                if column not in header:
+                    raise WorkflowError(
+                        f"{config['tasks']} (task '{task}'): {setting} '{column}' is not a "
+                        f"column of {path} (its columns: {', '.join(header)}); set "
+                        f"{setting} in the sheet to one of them"
+                    )
+
+
+check_model_settings()
+check_sheet_columns()
+
 #: The workflow's own pretrained model (the causal LM every fine-tuning starts from unless
 #: finetune.pretrained names another, and the zero-shot variant scorer).
 PRETRAINED = "results/models/pretrained"
