@@ -21,7 +21,7 @@ from ..errors import HyenaGLTError
 __all__ = ["main", "build_parser"]
 
 #: Stage modules, in pipeline order; each provides ``register(subparsers)``.
-COMMAND_MODULES = ("ingest", "pretrain", "finetune", "evaluate", "compress")
+COMMAND_MODULES = ("init", "ingest", "pretrain", "finetune", "evaluate", "compress", "predict")
 
 #: Exit status for errors caused by the user's input or settings (as opposed to bugs).
 EXIT_USER_ERROR = 2
