@@ -16,17 +16,21 @@ from .heads import (
 )
 from .hyena import HyenaOperator
 from .merging import DynamicMergingLayer, HyenaDynamicLayer, MergeResult
+from .generation import generate
 from .modeling import (
+    PROTEIN_ALPHABET_SIZE,
     HyenaGLTForCausalLM,
     HyenaGLTForRegression,
     HyenaGLTForSequenceClassification,
     HyenaGLTForTokenClassification,
     HyenaGLTForVariantEffect,
     HyenaGLTModel,
+    check_task_alphabet,
 )
 from .outputs import (
     CausalLMOutput,
     HyenaGLTOutput,
+    ModelOutput,
     RegressionOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
@@ -52,12 +56,16 @@ __all__ = [
     "HyenaGLTForRegression",
     "HyenaGLTForCausalLM",
     "HyenaGLTForVariantEffect",
+    "ModelOutput",
     "HyenaGLTOutput",
     "SequenceClassifierOutput",
     "TokenClassifierOutput",
     "RegressionOutput",
     "CausalLMOutput",
     "load_backbone",
+    "check_task_alphabet",
+    "PROTEIN_ALPHABET_SIZE",
+    "generate",
     "fft_conv",
     "ImplicitFilter",
     "MultiHeadAttention",

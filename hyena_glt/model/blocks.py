@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import MultiHeadAttention
 from .hyena import HyenaOperator
 
-__all__ = ["MLP", "HyenaBlock", "AttentionBlock"]
+__all__ = ["MLP", "HyenaBlock", "AttentionBlock", "run_block"]
+
+
+def run_block(block: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | None,
+              output_attentions: bool = False, checkpointing: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Call a block; with ``checkpointing`` (and gradients on), its activations are not kept but
+    recomputed in the backward pass: memory per block drops from its intermediates (the
+    ``(order + 1) d`` projections, FFT buffers, the 4x MLP) to its input, for one more forward.
+    Dropout draws the same mask again (the RNG state is restored), so gradients are unchanged.
+    """
+    if checkpointing and torch.is_grad_enabled():
+        return checkpoint(block, x, attention_mask, output_attentions, use_reentrant=False)
+    return block(x, attention_mask, output_attentions)
 
 
 class MLP(nn.Module):

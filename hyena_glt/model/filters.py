@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["Sin", "PositionalEmbedding", "ExponentialModulation", "ImplicitFilter"]
@@ -51,7 +52,7 @@ class PositionalEmbedding(nn.Module):
         """Return ``(z (L, emb_dim), t (L, 1))``."""
         k = torch.arange(length, device=self.freqs.device, dtype=torch.float32)[:, None]
         t = k / max(self.l_max - 1, 1)
-        angle = self.freqs * (2 * math.pi * k / self.l_max)
+        angle = self.freqs.float() * (2 * math.pi * k / self.l_max)
         return torch.cat([t, torch.cos(angle), -torch.sin(angle)], dim=-1), t
 
 
@@ -71,7 +72,7 @@ class ExponentialModulation(nn.Module):
                              persistent=False)
 
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return h * (torch.exp(-t * self.deltas.abs()) + self.shift)
+        return h * (torch.exp(-t * self.deltas.float().abs()) + self.shift)
 
 
 class ImplicitFilter(nn.Module):
@@ -99,9 +100,21 @@ class ImplicitFilter(nn.Module):
         self.modulation = ExponentialModulation(channels * n_filters)
 
     def forward(self, length: int) -> torch.Tensor:
-        """``length`` -> float32 filters ``(n_filters, channels, length)``."""
-        # float32 even under autocast: bf16 cannot represent positions or sines over long L.
+        """``length`` -> float32 filters ``(n_filters, channels, length)``.
+
+        Computed in float32 whatever the module's dtype (``model.to(torch.bfloat16)``, ``.half()``)
+        or autocast: bf16 keeps 8 bits of mantissa, so positions ``t = k / (l_max - 1)`` would
+        collide beyond a few hundred and the filter would turn piecewise constant. The
+        parameters are read through float32 casts, so their gradients still reach them.
+        """
         with torch.autocast(device_type=self.modulation.deltas.device.type, enabled=False):
             z, t = self.pos_emb(length)
-            h = self.modulation(t, self.mlp(z))  # (L, n * channels)
+            h = z
+            for layer in self.mlp:
+                if isinstance(layer, nn.Linear):
+                    bias = None if layer.bias is None else layer.bias.float()
+                    h = F.linear(h, layer.weight.float(), bias)
+                else:
+                    h = torch.sin(layer.freq.float() * h)
+            h = self.modulation(t, h)  # (L, n * channels)
         return h.t().reshape(self.n_filters, self.channels, length)

@@ -5,20 +5,57 @@ Shapes: ``last_hidden_state (B, L, d_model)`` (always per position, un-merged);
 merging) and local-decoder layer; ``attentions``: ``(B, H, K, K)`` per attention block;
 ``patch_boundaries (B, L)`` bool, True where a patch starts; ``num_patches (B,)``;
 ``aux_loss``: the entropy model's next-token loss (already added into ``loss``).
+
+Like transformers' ``ModelOutput``, an output is also indexable: ``out["logits"]`` by name and
+``out[0]`` by position among the fields that are set (``None`` fields are skipped, so without
+labels ``out[0]`` is the logits), ``out.to_tuple()`` gives those fields in order, and iterating
+gives their names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
-__all__ = ["HyenaGLTOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
+__all__ = ["ModelOutput", "HyenaGLTOutput", "SequenceClassifierOutput", "TokenClassifierOutput",
            "RegressionOutput", "CausalLMOutput"]
 
 
+class ModelOutput:
+    """Mixin for the output dataclasses: access by name or by position, as in transformers."""
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """The fields that are set (not ``None``), in declaration order."""
+        return tuple(value for _, value in self.items())
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """``(name, value)`` of the fields that are set."""
+        for field in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if value is not None:
+                yield field.name, value
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self.items()]
+
+    def __getitem__(self, key: str | int | slice) -> Any:
+        if isinstance(key, str):
+            if key not in self.keys():
+                raise KeyError(f"{key!r} is not set in this {type(self).__name__}; set fields: "
+                               f"{', '.join(self.keys())}")
+            return getattr(self, key)
+        return self.to_tuple()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        """The names of the set fields, as iterating a transformers ``ModelOutput`` does."""
+        return iter(self.keys())
+
+
 @dataclass
-class HyenaGLTOutput:
+class HyenaGLTOutput(ModelOutput):
     """What the backbone returns: ``last_hidden_state (B, L, d_model)`` float, always per position.
 
     Optional (requested or merging on): ``hidden_states`` and ``attentions`` tuples (shapes in
@@ -35,7 +72,7 @@ class HyenaGLTOutput:
 
 
 @dataclass
-class _TaskOutput:
+class _TaskOutput(ModelOutput):
     """Fields shared by the task outputs: ``loss ()`` (only with labels), then ``logits``."""
 
     loss: torch.Tensor | None = None

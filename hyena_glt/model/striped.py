@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import AttentionBlock, HyenaBlock
+from .blocks import AttentionBlock, HyenaBlock, run_block
 
 __all__ = ["StrippedHyenaOperator", "StripedHyenaOperator", "default_attention_layers"]
 
@@ -52,6 +52,8 @@ class StrippedHyenaOperator(nn.Module):
         if bad:
             raise ValueError(f"attention_layers {bad} outside [0, n_layers={n_layers})")
         self.attention_layers = tuple(sorted(attention_layers))
+        #: Recompute each layer's activations in the backward pass (see ``run_block``).
+        self.gradient_checkpointing = False
         self.layers = nn.ModuleList(
             AttentionBlock(d_model, num_heads, dropout, bidirectional)
             if i in self.attention_layers
@@ -69,7 +71,8 @@ class StrippedHyenaOperator(nn.Module):
         attention block's weights ``(B, H, L, L)`` to ``attentions``.
         """
         for layer in self.layers:
-            x, weights = layer(x, attention_mask, output_attentions=attentions is not None)
+            x, weights = run_block(layer, x, attention_mask, attentions is not None,
+                                   self.gradient_checkpointing)
             if hidden_states is not None:
                 hidden_states.append(x)
             if attentions is not None and weights is not None:
