@@ -83,7 +83,7 @@ def test_merge_ratio_zero_keeps_every_position():
 @pytest.mark.parametrize("mode", ["entropy", "monotonic", "learned"])
 def test_calibrated_threshold_reaches_target_ratio_and_respects_sizes(mode):
     torch.manual_seed(0)
-    layer = DynamicMergingLayer(d_model=16, merge_ratio=0.75, threshold=0.1, mode=mode,
+    layer = DynamicMergingLayer(d_model=16, merge_ratio=0.75, mode=mode,
                                 min_patch_size=2, max_patch_size=6, momentum=0.5)
     hidden = torch.randn(4, 200, 16)
     layer.train()
@@ -138,3 +138,41 @@ def test_learned_boundaries_get_gradients_and_aux_loss_trains_entropy_head():
         loss.backward()
         missing = [n for n, p in layer.named_parameters() if p.grad is None]
         assert missing == []
+
+
+def test_a_fresh_layer_merges_merge_ratio_evenly_and_causally():
+    hidden = torch.randn(2, 100, 8)
+    for ratio, patches in ((0.5, 50), (0.75, 25), (0.3, 70)):
+        layer = DynamicMergingLayer(d_model=8, merge_ratio=ratio).eval()
+        merged = layer(hidden)
+        assert merged.num_patches.tolist() == [patches, patches]
+        assert torch.equal(layer(hidden[:, :40]).boundaries, merged.boundaries[:, :40])
+
+
+def test_a_fixed_threshold_is_never_overwritten():
+    torch.manual_seed(0)
+    layer = DynamicMergingLayer(d_model=8, merge_ratio=0.5, threshold=3.4).train()
+    ids = torch.randint(7, 11, (2, 60))
+    hidden = torch.randn(2, 60, 8)
+    for _ in range(3):
+        merged = layer(hidden, input_ids=ids)
+    assert layer.threshold == torch.tensor(3.4) and layer.calibration_steps.item() == 0
+    scores, _ = layer.boundary_scores(hidden)  # entropies near log(33) = 3.50 nats
+    expected = patch_starts(scores > 3.4, 1, 16)[:, :60]
+    assert torch.equal(merged.boundaries, expected)
+    assert 0 < merged.num_patches.sum() < 120  # some scores on each side of 3.4
+
+
+def test_min_patch_size_does_not_inflate_the_ratio():
+    with pytest.raises(ValueError, match="merge_ratio=0.5 asks for patches of 2 positions"):
+        DynamicMergingLayer(d_model=8, merge_ratio=0.5, min_patch_size=3)
+    torch.manual_seed(0)
+    layer = DynamicMergingLayer(d_model=16, merge_ratio=0.6, min_patch_size=2, mode="learned",
+                                momentum=0.5).train()
+    hidden = torch.randn(4, 400, 16)
+    for _ in range(30):
+        layer(hidden)
+    merged = layer.eval()(hidden)
+    achieved = 1 - merged.num_patches.sum().item() / hidden.shape[:2].numel()
+    # One patch more or less per 100 positions is within a quantile step of the target.
+    assert abs(achieved - 0.6) <= 0.01, achieved

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigurationError
 from .blocks import HyenaBlock
 
 __all__ = ["MergeResult", "DynamicMergingLayer", "DynamicLayerOutput", "HyenaDynamicLayer",
@@ -93,39 +94,77 @@ class MergeResult:
 class DynamicMergingLayer(nn.Module):
     """Group positions into patches: ``(B, L, d) -> (B, K, d)`` and back with :meth:`unmerge`.
 
+    How ``merge_ratio``, ``threshold`` and the patch sizes combine:
+
+    * ``threshold=None`` (the default, and what the models use): the threshold is *calibrated*
+      so that a ``merge_ratio`` fraction of positions is merged away (mean patch size
+      ``1 / (1 - merge_ratio)``). Each training step moves it toward the score quantile that
+      yields that ratio *after* the size bounds are applied (a feedback on the patches actually
+      made, so ``min_patch_size`` does not inflate the ratio); at inference it is frozen. Until
+      the first training step (``calibration_steps == 0``, a fresh layer) patches are evenly
+      spaced at the target ratio, a content-free and causal start.
+    * ``threshold=<number>``: BLT's fixed global threshold: a patch starts after every score
+      above it, and it is never changed. The entropy model alone decides how much is merged
+      (an untrained one is uncertain everywhere and merges nothing); ``merge_ratio`` is then
+      only the switch (0 turns merging off).
+    * ``min_patch_size`` / ``max_patch_size`` bound every patch, in both cases. A calibrated
+      target outside the bounds (``1 / (1 - merge_ratio)`` below ``min_patch_size`` or above
+      ``max_patch_size``) cannot be met and is refused.
+
     Args:
         d_model: width of the local states.
-        merge_ratio: fraction of positions merged away (mean patch size ``1/(1-ratio)``);
-            0 makes every position its own patch.
-        threshold: initial boundary threshold (nats of entropy in ``entropy`` mode). During
-            training it follows the running ``merge_ratio``-quantile of the scores (momentum
-            ``momentum``), so the target compression is reached; it is a buffer, saved with
-            the weights and frozen at inference.
+        merge_ratio: fraction of positions merged away; 0 makes every position its own patch.
+        threshold: ``None`` to calibrate to ``merge_ratio``, or a fixed boundary threshold
+            (nats of entropy in ``entropy`` mode). A buffer, saved with the weights.
         mode: ``"entropy"``, ``"monotonic"`` (entropy increase) or ``"learned"``.
         min_patch_size, max_patch_size: patch length bounds.
         alphabet_size: token ids the next-token (entropy) head predicts.
         causal: positions read only complete patches (see module docstring); False for
             bidirectional models, where each position reads its own patch.
         momentum: update rate of the calibrated threshold.
+
+    Raises:
+        ConfigurationError: an unknown mode, a ratio outside ``[0, 1)``, or a calibrated target
+            the patch size bounds make impossible.
     """
 
-    def __init__(self, d_model: int, merge_ratio: float = 0.5, threshold: float = 0.1,
+    #: Buffers that checkpoints written before they existed lack (they keep their initial value).
+    optional_state_keys = ("proposal_rate",)
+
+    def __init__(self, d_model: int, merge_ratio: float = 0.5, threshold: float | None = None,
                  mode: str = "entropy", min_patch_size: int = 1, max_patch_size: int = 16,
                  alphabet_size: int = 33, causal: bool = True, momentum: float = 0.05) -> None:
         super().__init__()
         if mode not in MERGE_MODES:
-            raise ValueError(f"merge mode must be one of {MERGE_MODES}, got {mode!r}")
+            raise ConfigurationError(f"merge mode={mode!r}: must be one of {MERGE_MODES}")
         if not 0.0 <= merge_ratio < 1.0:
-            raise ValueError(f"merge_ratio must be in [0, 1), got {merge_ratio}")
+            raise ConfigurationError(f"merge_ratio={merge_ratio}: must be in [0, 1)")
+        if not 1 <= min_patch_size <= max_patch_size:
+            raise ConfigurationError(f"min_patch_size={min_patch_size}, max_patch_size="
+                                     f"{max_patch_size}: need 1 <= min <= max")
+        mean_size = 1 / (1 - merge_ratio)
+        if threshold is None and merge_ratio > 0 and not (
+                min_patch_size <= mean_size + 1e-9 and mean_size <= max_patch_size + 1e-9):
+            raise ConfigurationError(
+                f"merge_ratio={merge_ratio} asks for patches of {mean_size:.3g} positions on "
+                f"average, which min_patch_size={min_patch_size} / max_patch_size="
+                f"{max_patch_size} rule out; lower min_patch_size, raise max_patch_size, or set "
+                f"merge_ratio to at least {1 - 1 / min_patch_size:.3g} and at most "
+                f"{1 - 1 / max_patch_size:.3g}")
         self.merge_ratio, self.mode, self.causal = merge_ratio, mode, causal
         self.momentum = momentum
+        self.calibrated = threshold is None
         self.min_patch_size, self.max_patch_size = min_patch_size, max_patch_size
         if mode == "learned":
             self.boundary_head = nn.Linear(d_model, 1)
         else:  # the output layer of BLT's small entropy model (the local encoder is its body)
             self.next_token_head = nn.Linear(d_model, alphabet_size)
-        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("threshold", torch.tensor(0.0 if threshold is None else
+                                                       float(threshold)))
         self.register_buffer("calibration_steps", torch.tensor(0, dtype=torch.long))
+        # Share of positions whose score must exceed the threshold for the patches (after the
+        # size bounds) to number (1 - merge_ratio) of the positions; adjusted by feedback.
+        self.register_buffer("proposal_rate", torch.tensor(1.0 - merge_ratio))
 
     # --- boundaries -----------------------------------------------------------------------
     def boundary_scores(self, hidden: torch.Tensor, input_ids: torch.Tensor | None = None,
@@ -139,7 +178,7 @@ class DynamicMergingLayer(nn.Module):
         entropy = -(log_probs.exp() * log_probs).sum(-1)
         aux_loss = None
         if input_ids is not None and input_ids.shape[1] > 1:
-            targets = input_ids[:, 1:]
+            targets = input_ids[:, 1:].long()  # cross_entropy wants int64 class indices
             if attention_mask is not None:
                 targets = targets.masked_fill(attention_mask[:, 1:] == 0, -100)
             aux_loss = F.cross_entropy(log_probs[:, :-1].transpose(1, 2), targets,
@@ -149,12 +188,22 @@ class DynamicMergingLayer(nn.Module):
         return entropy.detach(), aux_loss
 
     @torch.no_grad()
-    def _calibrate(self, scores: torch.Tensor, real: torch.Tensor) -> None:
-        """Move the threshold toward the batch's ``merge_ratio``-quantile (after it was used)."""
+    def _calibrate(self, scores: torch.Tensor, real: torch.Tensor, starts: torch.Tensor
+                   ) -> None:
+        """Move the threshold toward the score quantile that gives the target patch count.
+
+        ``starts`` are the patch starts this batch got: when they came from the threshold, the
+        proposal rate is corrected by the gap between the patches made and the target.
+        """
         values = scores[real]
         if values.numel() == 0:
             return
-        k = min(max(math.ceil(self.merge_ratio * values.numel()), 1), values.numel())
+        target = 1.0 - self.merge_ratio
+        if self.calibration_steps > 0:  # these starts came from the threshold
+            made = (starts & real).sum() / real.sum()
+            self.proposal_rate.add_(target - made).clamp_(1 / values.numel(), 1.0)
+        merged = 1.0 - float(self.proposal_rate)
+        k = min(max(math.ceil(merged * values.numel()), 1), values.numel())
         # Midway between neighbouring order statistics, so no score of this batch sits exactly
         # on the threshold (where float noise of order 1e-7 could flip a boundary).
         upper = min(k + 1, values.numel())
@@ -163,6 +212,12 @@ class DynamicMergingLayer(nn.Module):
         self.threshold.copy_(torch.where(
             first, quantile, self.threshold + self.momentum * (quantile - self.threshold)))
         self.calibration_steps += 1
+
+    def _even_candidates(self, length: int, device: torch.device) -> torch.Tensor:
+        """``(L,)`` closes spaced so that ``1 - merge_ratio`` of positions start a patch."""
+        rate = 1.0 - self.merge_ratio
+        t = torch.arange(length + 1, device=device, dtype=torch.float32)
+        return torch.floor(t[1:] * rate) > torch.floor(t[:-1] * rate)
 
     # --- merge / unmerge --------------------------------------------------------------------
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -178,10 +233,14 @@ class DynamicMergingLayer(nn.Module):
         if self.merge_ratio == 0.0:  # no merging: every position closes its own patch
             starts = torch.ones(batch, length + 1, dtype=torch.bool, device=hidden.device)
         else:
-            starts = patch_starts(scores > self.threshold, self.min_patch_size,
-                                  self.max_patch_size)
-            if self.training:
-                self._calibrate(scores, real)
+            candidates = scores > self.threshold
+            if self.calibrated:  # never calibrated: evenly spaced closes (tensor ops, exportable)
+                candidates = torch.where(self.calibration_steps == 0,
+                                         self._even_candidates(length, hidden.device),
+                                         candidates)
+            starts = patch_starts(candidates, self.min_patch_size, self.max_patch_size)
+            if self.training and self.calibrated:
+                self._calibrate(scores, real, starts[:, :length])
         closes = starts[:, 1:]
         starts = starts[:, :length]
         patch_ids = starts.long().cumsum(1) - 1
@@ -234,7 +293,7 @@ class HyenaDynamicLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, l_max: int, merge_ratio: float = 0.5,
-                 threshold: float = 0.1, order: int = 2, filter_order: int = 64,
+                 threshold: float | None = None, order: int = 2, filter_order: int = 64,
                  mode: str = "entropy", min_patch_size: int = 1, max_patch_size: int = 16,
                  alphabet_size: int = 33, dropout: float = 0.0,
                  bidirectional: bool = False) -> None:

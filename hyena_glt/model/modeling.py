@@ -14,9 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import HyenaGLTConfig
-from ..errors import HyenaGLTWarning, ModelError
-from .blocks import HyenaBlock
+from ..data.tokenizers import SPECIAL_TOKENS, ProteinTokenizer
+from ..errors import ConfigurationError, HyenaGLTWarning, ModelError
+from .blocks import HyenaBlock, run_block
 from .embeddings import HashNGramEmbedding
+from .generation import generate
 from .heads import (
     RegressionHead,
     SequenceClassificationHead,
@@ -35,7 +37,10 @@ from .pretrained import HyenaGLTPreTrainedModel
 from .reverse_complement import complement_table, flip_positions, reverse_complement
 from .striped import StrippedHyenaOperator
 
-__all__ = ["HyenaGLTModel", "HyenaGLTForSequenceClassification",
+#: Token ids of ProteinTokenizer (special tokens + amino acids).
+PROTEIN_ALPHABET_SIZE = len(SPECIAL_TOKENS) + len(ProteinTokenizer.alphabet)
+
+__all__ = ["check_task_alphabet", "PROTEIN_ALPHABET_SIZE", "HyenaGLTModel", "HyenaGLTForSequenceClassification",
            "HyenaGLTForTokenClassification", "HyenaGLTForRegression", "HyenaGLTForCausalLM",
            "HyenaGLTForVariantEffect"]
 
@@ -57,8 +62,9 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
         self.local_encoder = nn.ModuleList(
             HyenaBlock(c.d_model, c.sequence_length, c.hyena_order, c.filter_order,
                        c.conv_kernel_size, c.dropout) for _ in range(c.local_encoder_layers))
+        # threshold=None: calibrated to merge_ratio (see DynamicMergingLayer for how they combine)
         self.merging = DynamicMergingLayer(
-            c.d_model, c.merge_ratio, c.merge_threshold, c.merge_mode, c.min_patch_size,
+            c.d_model, c.merge_ratio, None, c.merge_mode, c.min_patch_size,
             c.max_patch_size, c.alphabet_size, causal=not c.bidirectional,
         ) if c.use_dynamic_merging else None
         self.global_stack = StrippedHyenaOperator(
@@ -70,6 +76,9 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
                        c.conv_kernel_size, c.dropout, c.bidirectional)
             for _ in range(c.local_decoder_layers))
         self.final_norm = nn.LayerNorm(c.d_model)
+        # getattr: configs written before HyenaGLTConfig.gradient_checkpointing existed
+        if getattr(c, "gradient_checkpointing", False):
+            self.gradient_checkpointing_enable()
 
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
                       ) -> None:
@@ -79,6 +88,13 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
         if attention_mask is not None and attention_mask.shape != input_ids.shape:
             raise ModelError(f"attention_mask shape {tuple(attention_mask.shape)} != input_ids "
                              f"shape {tuple(input_ids.shape)}")
+        if attention_mask is not None and (self.merging is not None or self.config.rc_average) \
+                and bool((attention_mask[:, 1:] > attention_mask[:, :-1]).any()):
+            raise ModelError("attention_mask has padding before real tokens (left padding); "
+                             "dynamic merging and reverse-complement averaging need right "
+                             "padding (real tokens first, as the tokenizers and collate_batch "
+                             "pad): pad on the right, or set use_dynamic_merging=False and "
+                             "rc_average=False")
         if input_ids.numel() and (int(input_ids.min()) < 0
                                   or int(input_ids.max()) >= self.config.alphabet_size):
             raise ModelError(f"token ids must lie in [0, alphabet_size="
@@ -94,8 +110,9 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
         x = self.embeddings(input_ids)
         if hidden is not None:
             hidden.append(x)
+        checkpointing = self.global_stack.gradient_checkpointing
         for block in self.local_encoder:
-            x, _ = block(x, attention_mask)
+            x, _ = run_block(block, x, attention_mask, checkpointing=checkpointing)
             if hidden is not None:
                 hidden.append(x)
         local = x
@@ -110,7 +127,7 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
             boundaries, num_patches = merged.boundaries, merged.num_patches
             aux_loss = merged.aux_loss
         for block in self.local_decoder:
-            x, _ = block(x, attention_mask)
+            x, _ = run_block(block, x, attention_mask, checkpointing=checkpointing)
             if hidden is not None:
                 hidden.append(x)
         return HyenaGLTOutput(
@@ -118,6 +135,28 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
             hidden_states=tuple(hidden) if hidden is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
             patch_boundaries=boundaries, num_patches=num_patches, aux_loss=aux_loss)
+
+
+def check_task_alphabet(config: HyenaGLTConfig) -> None:
+    """ConfigurationError when a protein task meets a nucleotide model.
+
+    A DNA base model (``alphabet_size=22``) cannot embed the 33 ids of ``ProteinTokenizer``:
+    fine-tuning it on proteins would fail at the first batch with ids out of range. And
+    reverse-complement averaging would "complement" amino acids.
+    """
+    if config.task_type != "protein_function":
+        return
+    if config.alphabet_size < PROTEIN_ALPHABET_SIZE:
+        raise ConfigurationError(
+            f"task_type='protein_function' reads protein sequences ({PROTEIN_ALPHABET_SIZE} "
+            f"ProteinTokenizer ids) but this model has alphabet_size={config.alphabet_size}, a "
+            "nucleotide model (e.g. the DNA base model hyena-glt-base): its embeddings have no "
+            "rows for amino acids. Start from a model pretrained on proteins "
+            "(pretrained_model=DIR), or build a new model with HyenaGLTConfig(alphabet_size="
+            f"{PROTEIN_ALPHABET_SIZE}, task_type='protein_function')")
+    if config.rc_average:
+        raise ConfigurationError("rc_average=True with task_type='protein_function': proteins "
+                                 "have no reverse complement; set rc_average=False")
 
 
 class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
@@ -128,6 +167,7 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
 
     def __init__(self, config: HyenaGLTConfig) -> None:
         super().__init__(config)
+        check_task_alphabet(config)
         self.backbone = HyenaGLTModel(config)
         self.head = self._build_head(config)
         self.register_buffer("rc_table", complement_table(config.alphabet_size),
@@ -315,6 +355,17 @@ class HyenaGLTForCausalLM(_HyenaGLTTaskModel):
         # The head is position-wise, so it is applied to the states directly.
         out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
         return self._output(out, self.head(out.last_hidden_state), labels, attention_mask)
+
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 100,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 seed: int | None = None, suppress_special_tokens: bool = True) -> torch.Tensor:
+        """Sample a continuation of each prompt: ``(B, P)`` -> ``(B, P + max_new_tokens)``.
+
+        See :func:`hyena_glt.model.generation.generate` for the arguments and the cost (one
+        forward over the whole sequence per new token).
+        """
+        return generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, seed,
+                        suppress_special_tokens)
 
     @torch.no_grad()
     def sequence_log_likelihood(self, input_ids: torch.Tensor,

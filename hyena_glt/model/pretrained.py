@@ -9,6 +9,7 @@ becomes the start of a classifier.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..config import HyenaGLTConfig
-from ..errors import ConfigurationError, ModelError
+from ..errors import ConfigurationError, HyenaGLTWarning, ModelError
 from ..io import atomic_directory
 
 __all__ = ["WEIGHTS_NAME", "TOKENIZER_NAME", "HyenaGLTPreTrainedModel", "load_backbone",
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
 _BACKBONE_PREFIX = "backbone."
+#: Checkpoints whose backbone is the point (pretraining outputs): any task model starts there.
+_PRETRAINED_ARCHITECTURES = ("HyenaGLTForCausalLM", "HyenaGLTModel")
 
 ModelT = TypeVar("ModelT", bound="HyenaGLTPreTrainedModel")
 
@@ -38,10 +41,13 @@ def load_state_checked(module: nn.Module, state: dict[str, torch.Tensor], source
     """Load ``state`` into ``module``; raise :class:`ModelError` naming every bad key.
 
     Shape mismatches always raise; missing/unexpected keys raise when ``strict`` and are
-    logged otherwise.
+    logged otherwise. Keys a module lists in ``optional_state_keys`` (state added after older
+    checkpoints were written) may be missing: they keep their initial values.
     """
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
+    optional = {f"{name}.{key}".lstrip(".") for name, child in module.named_modules()
+                for key in getattr(child, "optional_state_keys", ())}
+    missing = sorted(set(own) - set(state) - optional)
     unexpected = sorted(set(state) - set(own))
     mismatched = [f"{key} (checkpoint {tuple(state[key].shape)}, model {tuple(own[key].shape)})"
                   for key in sorted(set(own) & set(state)) if state[key].shape != own[key].shape]
@@ -117,6 +123,19 @@ class HyenaGLTPreTrainedModel(nn.Module):
         return sum(p.numel() for p in self.parameters()
                    if p.requires_grad or not trainable_only)
 
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute block activations in the backward pass instead of storing them (long
+        sequences: activation memory per block falls to its input; one extra forward)."""
+        self._set_checkpointing(True)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self._set_checkpointing(False)
+
+    def _set_checkpointing(self, enabled: bool) -> None:
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = enabled
+
     def save_pretrained(self, directory: str | Path, tokenizer: Any = None) -> Path:
         """Write ``config.json`` (architecture recorded in ``extra``) + ``model.safetensors``
         (+ ``tokenizer.json`` if a tokenizer is given).
@@ -136,22 +155,32 @@ class HyenaGLTPreTrainedModel(nn.Module):
         return Path(directory)
 
     @classmethod
-    def from_pretrained(cls: type[ModelT], directory: str | Path, strict: bool = True,
+    def from_pretrained(cls: type[ModelT], name_or_dir: str | Path, strict: bool = True,
                         backbone_only: bool = False, **config_overrides: Any) -> ModelT:
-        """Build ``cls`` from a ``save_pretrained`` directory.
+        """Build ``cls`` from a ``save_pretrained`` directory or a registered model name.
+
+        A pretrained model (causal LM or bare backbone, e.g. ``"hyena-glt-base"``) starts any
+        task model: its backbone is loaded and the new head is initialised, with a
+        :class:`HyenaGLTWarning` saying so (as transformers does). A fine-tuned task model
+        loads only into its own class, since its trained head would be dropped.
 
         Args:
-            directory: the model directory.
+            name_or_dir: the model directory, or a name of the model registry
+                (:func:`hyena_glt.training.registry.resolve_model`).
             strict: every key must match (shape mismatches always raise).
-            backbone_only: take only the backbone of a checkpoint of any architecture (e.g. a
-                causal LM) and keep this class's freshly initialised head.
+            backbone_only: take only the backbone of a checkpoint of any architecture and keep
+                this class's freshly initialised head (no warning).
             **config_overrides: config fields to change first (e.g. ``num_classes=3``).
 
         Raises:
-            ModelError: missing files, an unreadable config, an architecture mismatch, or
-                missing/unexpected/mis-shaped weights (all named).
+            ModelError: an unknown name, missing files, an unreadable config, an architecture
+                mismatch, or missing/unexpected/mis-shaped weights (all named).
         """
-        directory = Path(directory)
+        from ..training.registry import resolve_model  # training imports model: resolve late
+
+        directory = Path(name_or_dir).expanduser()
+        if not directory.exists() and len(directory.parts) == 1:  # a bare name: the registry
+            directory = resolve_model(name_or_dir)
         state = _read_weights(directory)
         try:
             config = HyenaGLTConfig.from_pretrained(directory)
@@ -161,13 +190,20 @@ class HyenaGLTPreTrainedModel(nn.Module):
             raise ModelError(f"cannot load {cls.__name__} from {directory}: {err}") from None
         saved_as = config.extra.get("architecture")
         model = cls(config)
+        if saved_as is not None and saved_as != cls.__name__ and not backbone_only:
+            if saved_as not in _PRETRAINED_ARCHITECTURES and cls.__name__ != "HyenaGLTModel":
+                raise ModelError(f"{directory} holds a {saved_as}, not a {cls.__name__}; pass "
+                                 "backbone_only=True to start from its backbone")
+            if hasattr(model, "head"):
+                warnings.warn(f"{cls.__name__}: backbone loaded from the {saved_as} in "
+                              f"{directory}; the task head is newly initialised and must be "
+                              "trained (backbone_only=True says so and silences this)",
+                              HyenaGLTWarning, stacklevel=2)
+            backbone_only = True
         if backbone_only:
             if not config.use_dynamic_merging:  # merging turned off: its weights have no home
                 state = {key: value for key, value in state.items()
                          if not key.removeprefix(_BACKBONE_PREFIX).startswith("merging.")}
             return _load_backbone_state(model, state, str(directory), strict)
-        if saved_as is not None and saved_as != cls.__name__:
-            raise ModelError(f"{directory} holds a {saved_as}, not a {cls.__name__}; pass "
-                             "backbone_only=True to start from its backbone")
         load_state_checked(model, state, str(directory), strict)
         return model
