@@ -33,12 +33,22 @@ def test_api_example_works_with_the_default_collation():
     dataset = GenomicDataset(sequences=["ATCGATCG", "GCTAGCTA"], labels=[0, 1],
                              tokenizer=TOKENIZER, max_length=1024)
     batch = next(iter(DataLoader(dataset, batch_size=32, shuffle=False)))
-    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, 1024)
+    # Padded to the longest sequence, not to max_length: 8 positions, not 1024.
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, 8)
     assert batch["input_ids"].dtype == torch.long
-    assert batch["input_ids"][0, :8].tolist() == TOKENIZER.encode("ATCGATCG")
-    assert batch["input_ids"][0, 8:].eq(TOKENIZER.pad_token_id).all()
+    assert batch["input_ids"][0].tolist() == TOKENIZER.encode("ATCGATCG")
     assert batch["attention_mask"].sum(dim=1).tolist() == [8, 8]
     assert batch["labels"].tolist() == [0, 1]
+    fixed = GenomicDataset(sequences=["ATCGATCG", "GCTAG"], tokenizer=TOKENIZER, max_length=1024,
+                           padding="max_length")
+    batch = next(iter(DataLoader(fixed, batch_size=2)))
+    assert batch["input_ids"].shape == (2, 1024)
+    assert batch["input_ids"][1, 5:].eq(TOKENIZER.pad_token_id).all()
+    assert batch["attention_mask"].sum(dim=1).tolist() == [8, 5]
+    # collate_batch (the trainer's) cuts what items carry down to the batch's longest.
+    assert collate_batch([fixed[1], fixed[1]])["input_ids"].shape == (2, 5)
+    uneven = GenomicDataset(sequences=["ACGTACGTAC", "GGG"], tokenizer=TOKENIZER, max_length=6)
+    assert [len(uneven[i]["input_ids"]) for i in range(2)] == [6, 6]  # longest, cut at 6
 
 
 def test_unpadded_items_truncate_and_collate_to_the_longest():
@@ -82,14 +92,19 @@ def test_protein_function_dataset_maps_class_names(shared_data):
 def test_genome_annotation_dataset_from_csv_and_shards(tmp_path):
     csv = tmp_path / "ann.csv"
     csv.write_text("sequence,labels\nACGTAC,001110\nGGA,\"1,0,1\"\n")
-    dataset = GenomeAnnotationDataset(data_path=csv, tokenizer=TOKENIZER, max_length=8)
+    dataset = GenomeAnnotationDataset(data_path=csv, tokenizer=TOKENIZER, max_length=8,
+                                      padding="max_length")
     assert dataset[0]["labels"].tolist() == [0, 0, 1, 1, 1, 0, -100, -100]
     assert dataset[1]["labels"].tolist() == [1, 0, 1] + [-100] * 5
+    longest = GenomeAnnotationDataset(data_path=csv, tokenizer=TOKENIZER, max_length=8)
+    assert longest[1]["labels"].tolist() == [1, 0, 1, -100, -100, -100]
+    assert collate_batch([longest[1]])["labels"].tolist() == [[1, 0, 1]]
     with ShardWriter(tmp_path / "s", "annotation", TOKENIZER) as writer:
         writer.write({"id": "w", "input_ids": TOKENIZER.encode_array("ACGTAC"),
                       "labels": np.array([0, 0, 1, 1, 1, 0], np.int8), "record_id": "r",
                       "start": 0, "end": 6, "strand": "+"})
-    shard_item = GenomeAnnotationDataset(data_path=tmp_path / "s", max_length=8)[0]
+    shard_item = GenomeAnnotationDataset(data_path=tmp_path / "s", max_length=8,
+                                         padding="max_length")[0]
     for key in ("input_ids", "labels", "attention_mask"):
         assert torch.equal(shard_item[key], dataset[0][key])
     batch = collate_batch([GenomeAnnotationDataset(csv, max_length=None, padding=None)[i]
@@ -122,7 +137,7 @@ def test_variant_effect_dataset_centres_the_variant(shared_data, tmp_path):
         assert item["labels"].dtype == torch.long and int(item["labels"]) == row.label_lof
     # Padded past the 200-nt windows: the masks mark the real bases, so padding is not read.
     padded = VariantEffectDataset(data_path=tmp_path / "v.csv", tokenizer=TOKENIZER,
-                                  max_length=256)[0]
+                                  max_length=256, padding="max_length")[0]
     assert padded["alt_input_ids"].shape == padded["alt_attention_mask"].shape == (256,)
     assert int(padded["ref_attention_mask"].sum()) == int(padded["alt_attention_mask"].sum()) == 200
     assert (padded["alt_input_ids"][200:] == TOKENIZER.pad_token_id).all()

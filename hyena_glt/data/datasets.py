@@ -8,11 +8,13 @@ Items are dicts of tensors:
   -100 where there is nothing to predict (padding);
 * variant items: ``ref_input_ids``, ``alt_input_ids``, ``variant_offset`` and ``labels``.
 
-Map-style datasets pad every item to ``max_length`` by default (``padding="max_length"``), so
-``DataLoader(dataset, batch_size=32, shuffle=True)`` works with PyTorch's default collation;
-``padding=None`` keeps items at their own length and :func:`collate_batch` pads each batch to
-its longest item (``DataLoader(..., collate_fn=collate_batch)``), which is cheaper for short
-sequences. :class:`ShardDataset` streams Parquet row groups of a shard directory without loading
+Map-style datasets pad every item to the dataset's longest sequence (at most ``max_length``)
+by default (``padding="longest"``), so ``DataLoader(dataset, batch_size=32, shuffle=True)``
+works with PyTorch's default collation without padding 8-nt sequences to ``max_length=1024``
+(128x the compute); ``padding="max_length"`` pads to ``max_length`` (fixed shapes, e.g. for an
+exported model); ``padding=None`` keeps items at their own length. :func:`collate_batch`
+(``DataLoader(..., collate_fn=collate_batch)``, what the trainer uses) cuts any padding an item
+carries and pads each batch to *its* longest item, the cheapest shape. :class:`ShardDataset` streams Parquet row groups of a shard directory without loading
 it, for pretraining corpora larger than memory.
 """
 
@@ -48,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 #: Label value that losses ignore (PyTorch's ``cross_entropy`` default ``ignore_index``).
 IGNORE_INDEX = -100
-_PADDING = ("max_length", None)
+_PADDING = ("longest", "max_length", None)
 
 
 def _is_shard_dir(path: Path) -> bool:
@@ -109,28 +111,35 @@ class _TokenDataset(Dataset):
         if max_length is not None and max_length < 1:
             raise ConfigurationError(f"max_length={max_length}; it must be >= 1")
         if padding not in _PADDING:
-            raise ConfigurationError(f"padding={padding!r}; expected 'max_length' or None")
+            raise ConfigurationError(f"padding={padding!r}; expected 'longest', 'max_length' "
+                                     "or None")
         if padding == "max_length" and max_length is None:
             raise ConfigurationError("padding='max_length' needs a max_length")
         self.max_length = max_length
         self.padding = padding
         self.pad_token_id = pad_token_id
+        self.pad_length: int | None = max_length if padding == "max_length" else None
+
+    def _pad_to_longest(self, *offsets: np.ndarray) -> None:
+        """With ``padding="longest"``: pad to the longest row of ``offsets`` (cut to max_length)."""
+        if self.padding == "longest":
+            longest = max((int(np.diff(o).max()) for o in offsets if len(o) > 1), default=1)
+            self.pad_length = min(longest, self.max_length or longest)
 
     def _row(self, values: np.ndarray, offsets: np.ndarray, index: int) -> np.ndarray:
         row = values[offsets[index]:offsets[index + 1]]
         return row[: self.max_length] if self.max_length is not None else row
 
     def _finish(self, item: dict[str, Any], key: str = "input_ids") -> dict[str, Any]:
-        """Add ``attention_mask`` and pad to ``max_length`` when ``padding == "max_length"``."""
+        """Add ``attention_mask`` and pad to ``pad_length`` unless ``padding`` is None."""
         length = len(item[key])
-        if self.padding == "max_length":
-            assert self.max_length is not None
-            item["attention_mask"] = _pad(torch.ones(length, dtype=torch.long), self.max_length, 0)
+        if self.pad_length is not None:
+            item["attention_mask"] = _pad(torch.ones(length, dtype=torch.long), self.pad_length, 0)
             for name, value in item.items():
                 if name.endswith("input_ids"):
-                    item[name] = _pad(value, self.max_length, self.pad_token_id)
+                    item[name] = _pad(value, self.pad_length, self.pad_token_id)
                 elif name == "labels" and value.dim() == 1:
-                    item[name] = _pad(value, self.max_length, IGNORE_INDEX)
+                    item[name] = _pad(value, self.pad_length, IGNORE_INDEX)
         return item
 
 
@@ -144,12 +153,13 @@ class GenomicDataset(_TokenDataset):
         max_length: longer sequences are truncated (their first ``max_length`` tokens).
         data_path: a CSV/TSV(.gz)/Parquet file with ``sequence_column`` (and ``label_column``
             if present), or a "table"/"windows" shard directory.
-        padding: ``"max_length"`` (default: equal-length items for the default collation) or
-            ``None`` (own length; use :func:`collate_batch`).
+        padding: ``"longest"`` (default: to the dataset's longest sequence, cut to
+            ``max_length``: equal-length items for the default collation), ``"max_length"``
+            or ``None`` (own length; use :func:`collate_batch`).
 
-    Items: ``input_ids (L,)`` int64, ``attention_mask (L,)`` int64 (with ``padding=
-    "max_length"``; L = ``max_length``, else the sequence's own truncated length) and, with
-    labels, ``labels ()``: int64 class index or float32 value.
+    Items: ``input_ids (L,)`` int64, ``attention_mask (L,)`` int64 (when padded; L = the
+    padded length, else the sequence's own truncated length) and, with labels,
+    ``labels ()``: int64 class index or float32 value.
 
     Attributes:
         label2id, id2label: class names <-> indices (``None`` for regression or no labels).
@@ -166,7 +176,7 @@ class GenomicDataset(_TokenDataset):
         data_path: str | Path | None = None,
         sequence_column: str = "sequence",
         label_column: str = "label",
-        padding: str | None = "max_length",
+        padding: str | None = "longest",
     ) -> None:
         if (sequences is None) == (data_path is None):
             raise ConfigurationError("give either sequences or data_path")
@@ -210,6 +220,7 @@ class GenomicDataset(_TokenDataset):
                                              "sequences")
                 label_array, label2id = _class_labels(labels)
         super().__init__(max_length, padding, tokenizer.pad_token_id)
+        self._pad_to_longest(self.offsets)
         self.tokenizer = tokenizer
         self.labels = label_array
         self.label2id = label2id
@@ -249,7 +260,7 @@ class ProteinFunctionDataset(GenomicDataset):
 
     def __init__(self, data_path: str | Path, tokenizer: CharTokenizer | None = None,
                  max_length: int | None = 512, sequence_column: str = "sequence",
-                 label_column: str = "label", padding: str | None = "max_length") -> None:
+                 label_column: str = "label", padding: str | None = "longest") -> None:
         super().__init__(data_path=data_path, tokenizer=tokenizer, max_length=max_length,
                          sequence_column=sequence_column, label_column=label_column,
                          padding=padding)
@@ -263,13 +274,13 @@ class GenomeAnnotationDataset(_TokenDataset):
     ``data_path`` is an "annotation" shard directory (``hyena-glt ingest annotation``) or a
     CSV/Parquet with ``sequence`` and ``labels`` columns, the labels one digit per base
     (``"0001110"``) or separated by commas/spaces, as long as the sequence. Items:
-    ``input_ids (L,)`` int64, ``labels (L,)`` int64 (padded with -100) and, with
-    ``padding="max_length"``, ``attention_mask (L,)`` int64.
+    ``input_ids (L,)`` int64, ``labels (L,)`` int64 (padded with -100) and, when padded
+    (``padding="longest"``, the default, or ``"max_length"``), ``attention_mask (L,)`` int64.
     """
 
     def __init__(self, data_path: str | Path, tokenizer: CharTokenizer | None = None,
                  max_length: int | None = 2048, sequence_column: str = "sequence",
-                 label_column: str = "labels", padding: str | None = "max_length") -> None:
+                 label_column: str = "labels", padding: str | None = "longest") -> None:
         path = Path(data_path)
         if _is_shard_dir(path):
             manifest = read_manifest(path)
@@ -284,6 +295,7 @@ class GenomeAnnotationDataset(_TokenDataset):
             self.values, self.offsets = _tokenize_all(sequences, tokenizer, str(path))
             self.label_values = _per_base_labels(frame[label_column].tolist(), self.offsets, path)
         super().__init__(max_length, padding, tokenizer.pad_token_id)
+        self._pad_to_longest(self.offsets)
         self.tokenizer = tokenizer
 
     def __len__(self) -> int:
@@ -332,12 +344,13 @@ class VariantEffectDataset(_TokenDataset):
 
     Items: ``ref_input_ids (L,)``, ``alt_input_ids (L',)`` int64 (L' differs from L for an
     indel unless padded), ``variant_offset ()`` int64 (the variant's index in both windows),
-    ``labels ()`` int64 class or float32 score and, with ``padding="max_length"``,
+    ``labels ()`` int64 class or float32 score and, when padded (``padding="longest"``, the
+    default: both alleles to the longest window; or ``"max_length"``),
     ``ref_attention_mask (L,)``/``alt_attention_mask (L,)`` int64 (1 = real base).
     """
 
     def __init__(self, data_path: str | Path, tokenizer: CharTokenizer | None = None,
-                 max_length: int | None = 1024, padding: str | None = "max_length") -> None:
+                 max_length: int | None = 1024, padding: str | None = "longest") -> None:
         path = Path(data_path)
         if _is_shard_dir(path):
             manifest = read_manifest(path)
@@ -369,6 +382,7 @@ class VariantEffectDataset(_TokenDataset):
             labels == np.round(labels)).all() else labels.astype(np.float32)
         self.variant_offsets = np.asarray(variant_offsets, dtype=np.int64)
         super().__init__(max_length, padding, tokenizer.pad_token_id)
+        self._pad_to_longest(self.ref_offsets, self.alt_offsets)
         self.tokenizer = tokenizer
 
     def __len__(self) -> int:
@@ -402,12 +416,12 @@ class VariantEffectDataset(_TokenDataset):
             "variant_offset": torch.tensor(offset, dtype=torch.long),
             "labels": torch.tensor(self.labels[index]),
         }
-        if self.padding == "max_length":
+        if self.pad_length is not None:
             for allele in ("ref", "alt"):
                 ids = item[f"{allele}_input_ids"]
                 item[f"{allele}_attention_mask"] = _pad(torch.ones(len(ids), dtype=torch.long),
-                                                        self.max_length, 0)
-                item[f"{allele}_input_ids"] = _pad(ids, self.max_length, self.pad_token_id)
+                                                        self.pad_length, 0)
+                item[f"{allele}_input_ids"] = _pad(ids, self.pad_length, self.pad_token_id)
         return item
 
 
@@ -563,10 +577,29 @@ def _column_rows(column: pa.ChunkedArray) -> Any:
     return lambda index: scalars[index]
 
 
+def _without_trailing_padding(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``item`` with each sequence cut after the last real position of its attention mask."""
+    cut = dict(item)
+    for key, mask in item.items():
+        if not key.endswith("attention_mask") or not isinstance(mask, torch.Tensor) \
+                or mask.dim() != 1 or not mask.any():
+            continue
+        prefix = key[: -len("attention_mask")]
+        end = int(mask.nonzero().max()) + 1
+        names = [key, f"{prefix}input_ids"] + (["labels"] if not prefix else [])
+        for name in names:
+            value = item.get(name)
+            if isinstance(value, torch.Tensor) and value.dim() == 1 and len(value) == len(mask):
+                cut[name] = value[:end]
+    return cut
+
+
 def collate_batch(items: Sequence[Mapping[str, Any]], pad_token_id: int = 0
                   ) -> dict[str, Any]:
     """Stack dataset items into a batch, padding sequences to the longest one.
 
+    Padding an item already carries (its ``*attention_mask`` ends in zeros) is cut first, so a
+    batch is as long as its longest real sequence whatever the dataset padded to.
     ``*input_ids`` are padded with ``pad_token_id``; ``input_ids`` gets an ``attention_mask``
     (1 = real token) and ``ref_input_ids``/``alt_input_ids`` get ``ref_attention_mask``/
     ``alt_attention_mask`` unless the items carry them; per-base ``labels`` are padded with
@@ -578,6 +611,7 @@ def collate_batch(items: Sequence[Mapping[str, Any]], pad_token_id: int = 0
     """
     if not items:
         raise ConfigurationError("collate_batch got an empty list of items")
+    items = [_without_trailing_padding(item) for item in items]
     batch: dict[str, Any] = {}
     for key in items[0]:
         values = [item[key] for item in items]
