@@ -1,5 +1,6 @@
-"""PerformanceAnalyzer's HTML report: content, self-containment, bad inputs, and a real render
-in headless Chromium (skipped when /usr/bin/chromium is absent)."""
+"""The benchmark report: scorecard with intervals and verdicts for every task type, figures,
+one timings table, provenance, named errors for bad tables, and a real render in headless
+Chromium with the network cut off (skipped when chromium is absent)."""
 
 from __future__ import annotations
 
@@ -16,227 +17,243 @@ import pytest
 
 from hyena_glt import __version__
 from hyena_glt.errors import DataError
-from hyena_glt.evaluation import PerformanceAnalyzer, plots
+from hyena_glt.evaluation import PerformanceAnalyzer
+from hyena_glt.evaluation.bootstrap import BootstrapSettings, paired_bootstrap
+from hyena_glt.evaluation.predictions import predictions_frame
 from hyena_glt.io import sha256sum
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SETTINGS = BootstrapSettings(n_resamples=200, seed=0)
+TASKS = ("promoters", "chloroplast_cds", "brca1_lof")
 
 
-class _Tags(HTMLParser):
-    """Counts start tags and collects every attribute that could fetch something."""
+class _Page(HTMLParser):
+    """Start tags, attributes that could fetch something, ids, and scorecard rows."""
 
     def __init__(self) -> None:
         super().__init__()
         self.counts: dict[str, int] = {}
         self.links: list[str] = []
         self.ids: list[str] = []
+        self.rows: list[list[str]] = []
+        self._in_scorecard = self._in_cell = False
 
     def handle_starttag(self, tag, attrs):
         self.counts[tag] = self.counts.get(tag, 0) + 1
-        for name, value in attrs:
-            if name in ("src", "href", "xlink:href", "srcset"):
-                self.links.append(value)
-            if name == "id":
-                self.ids.append(value)
+        attrs = dict(attrs)
+        for name in ("src", "href", "xlink:href", "srcset"):
+            if name in attrs and not str(attrs[name]).startswith("#"):
+                self.links.append(attrs[name])
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+            self._in_scorecard = self._in_scorecard or attrs["id"] == "scorecard"
+        if self._in_scorecard and tag == "tr":
+            self.rows.append([])
+        self._in_cell = self._in_scorecard and tag == "td"
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_scorecard = False
+        self._in_cell = self._in_cell and tag != "td"
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.rows[-1].append(data.strip())
 
 
-def _results() -> pd.DataFrame:
-    rows = []
-    costs = {"hyena": (20000, 80000, 12.0), "kmer": (5000, 40000, 3.0), "cnn": (70000, 280000,
-                                                                               6.0)}
-    values = {"hyena": (0.81, 0.80, 0.90), "kmer": (0.78, 0.77, 0.85), "cnn": (0.74, 0.73, 0.86)}
-    for model, metrics in values.items():
-        for metric, value in zip(("accuracy", "f1_macro", "auroc"), metrics, strict=True):
-            params, size, latency = costs[model]
-            rows.append({"model": model, "dataset": "promoters", "metric": metric,
-                         "value": value, "n_parameters": params, "size_bytes": size,
-                         "latency_ms": latency, "throughput_seq_per_s": 1000 / latency})
-    return pd.DataFrame(rows)
+def _tables(rng=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Results and predictions of the example's three task types (synthetic scores)."""
+    rng = rng or np.random.default_rng(0)
+    frames, results = [], []
+    target = rng.integers(0, 2, 300)
+    for model, signal in (("finetuned", 0.5), ("quantized", 0.45), ("kmer_baseline", 0.2),
+                          ("cnn_baseline", 0.1)):
+        p = np.clip(signal * target + rng.uniform(0, 1 - signal, 300), 0, 1)
+        frames.append(predictions_frame(model, "promoters", "sequence_classification", target,
+                                        np.stack([1 - p, p], 1), np.arange(300)))
+        results.append({"model": model, "dataset": "promoters", "metric": "auroc", "value": 0.8,
+                        "n_parameters": 1000, "size_bytes": 1500 if model == "quantized"
+                        else 4000, "latency_ms": 10.0, "throughput_seq_per_s": 3200.0,
+                        "latency_ms_iqr": 0.5, "batch_size": 32, "threads": 2,
+                        "machine": "Test CPU, 2 logical CPUs"})
+    bases = (np.arange(12 * 256) // 90) % 2
+    for model, signal in (("finetuned", 0.1), ("orf_kmer_baseline", 0.6), ("cnn_baseline", 0.4)):
+        p = np.clip(signal * bases + rng.uniform(0, 1 - signal, len(bases)), 0, 1)
+        frames.append(predictions_frame(model, "chloroplast_cds", "token_classification", bases,
+                                        p, np.arange(len(bases)) // 256,
+                                        5000 + np.arange(len(bases))))
+        results.append({"model": model, "dataset": "chloroplast_cds", "metric": "auroc",
+                        "value": 0.7})
+    labels, positions = rng.integers(0, 2, 200), np.sort(rng.integers(0, 8000, 200))
+    for model, score in (("finetuned", np.clip(0.3 * labels + rng.uniform(0, 0.7, 200), 0, 1)),
+                         ("zero_shot_lm", 4 * labels + rng.normal(0, 4, 200)),
+                         ("context_baseline", np.clip(0.3 * labels + rng.uniform(0, .7, 200),
+                                                      0, 1))):
+        frames.append(predictions_frame(model, "brca1_lof", "variant_effect", labels, score,
+                                        positions // 100, positions))
+        results.append({"model": model, "dataset": "brca1_lof", "metric": "auroc",
+                        "value": 0.6})
+    return pd.DataFrame(results), pd.concat(frames, ignore_index=True)
 
 
-def _predictions() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    frames = []
-    for model in ("hyena", "kmer", "cnn"):
-        target = rng.integers(0, 2, 50)
-        p1 = np.clip(0.5 * target + rng.uniform(0, 0.5, 50), 0, 1)
-        frames.append(pd.DataFrame({"model": model, "dataset": "promoters", "target": target,
-                                    "prob_0": 1 - p1, "prob_1": p1}))
-    return pd.concat(frames, ignore_index=True)
-
-
-@pytest.fixture
-def report_inputs(tmp_path, shared_data):
-    log = tmp_path / "run" / "metrics.jsonl"
-    log.parent.mkdir()
-    log.write_text("".join(json.dumps({"step": s, "loss": 1 / s, "eval_accuracy": 0.5 + s / 100})
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, shared_data):
+    tmp = tmp_path_factory.mktemp("report")
+    results, predictions = _tables()
+    log = tmp / "finetuned" / "promoters" / "metrics.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps({"step": s, "stage": "512" if s < 6 else "1024",
+                                       "loss": 1 / s, "eval_loss": 1.2 / s,
+                                       "eval_n_tokens": 10_000, "eval_accuracy": 0.5 + s / 100})
                            + "\n" for s in range(1, 11)))
-    compression = tmp_path / "compression.json"
-    compression.write_text(json.dumps({"variants": [
-        {"name": "fp32", "accuracy": 0.81, "latency_ms": 12.0, "size_bytes": 80000},
-        {"name": "int8", "accuracy": 0.80, "latency_ms": 7.0, "size_bytes": 20000},
-        {"name": "pruned", "accuracy": 0.70, "latency_ms": 9.0, "size_bytes": 50000}]}))
+    jobs = tmp / "benchmarks" / "finetune"
+    jobs.mkdir(parents=True)
+    (jobs / "promoters.tsv").write_text("s\th:m:s\tmax_rss\n123.4\t0:02:03\t2048.5\n")
     data_file = shared_data / "genomic_benchmarks" / "human_nontata_promoters" / "test.csv.gz"
-    return {"predictions": _predictions(), "training_logs": [log],
-            "compression_reports": [compression], "config": {"d_model": 16, "n_layers": 2},
-            "data_files": [data_file]}
+    path = PerformanceAnalyzer("Example report", SETTINGS).generate_report(
+        results, tmp / "report.html", predictions=predictions, training_logs=[log],
+        config={"seed": 0, "evaluate": {"cnn_epochs": 5}}, data_files=[data_file],
+        job_benchmarks=tmp / "benchmarks")
+    return path, path.read_text(), predictions, data_file
 
 
-@pytest.fixture
-def report(tmp_path, report_inputs):
-    path = PerformanceAnalyzer().generate_report(_results(), tmp_path / "report.html",
-                                                 **report_inputs)
-    return path, path.read_text()
+def test_scorecard_has_a_row_with_intervals_and_a_verdict_per_task(report):
+    _, page, predictions, _ = report
+    parsed = _Page()
+    parsed.feed(page)
+    rows = {row[0]: row for row in parsed.rows if row}
+    assert set(rows) == set(TASKS)
+    interval = re.compile(r"^-?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\]$")
+    for task, row in rows.items():
+        (_, kind, n_test, primary, model, model_value, baseline, baseline_value, delta,
+         verdict) = row
+        assert primary == "auroc" and interval.match(model_value), row
+        assert interval.match(baseline_value) and baseline.endswith("_baseline")
+        assert not model.endswith("_baseline") and re.match(r"^[+-]\d\.\d{3} \[", delta)
+        assert verdict in ("better", "worse", "no significant difference")
+    assert rows["promoters"][:5] == ["promoters", "sequence_classification", "300", "auroc",
+                                     "finetuned"]
+    assert rows["chloroplast_cds"][6] == "orf_kmer_baseline"
+    assert rows["chloroplast_cds"][9] == "worse" and rows["promoters"][9] == "better"
+    # The verdict's interval is the paired bootstrap of the same two models.
+    part = predictions[predictions["dataset"] == "promoters"]
+    a, b = (part[part["model"] == m] for m in ("finetuned", "kmer_baseline"))
+    delta = paired_bootstrap("auroc", a["target"].to_numpy(), a["score"].to_numpy(),
+                             b["score"].to_numpy(), a["unit"].to_numpy(), SETTINGS)
+    assert rows["promoters"][8] == f"{delta.delta:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]"
+    assert "200 resamples, seed 0" in page
 
 
-def test_report_sections_and_highlighted_best(report, report_inputs):
-    path, page = report
-    tags = _Tags()
-    tags.feed(page)
-    assert set(tags.ids) == {"summary", "metrics", "curves", "training", "compression",
-                             "provenance"}
-    # 3 metric bars + latency bars, ROC + PR + 3 confusion matrices, 2 training charts, Pareto.
-    assert tags.counts["svg"] == 4 + 5 + 2 + 1
-    best = re.findall(r"<tr><td>(\w+)</td>(.*?)</tr>", page.split('id="metrics"')[0])
-    cells = {model: re.findall(r"<td( class=best)?>([^<]*)</td>", row) for model, row in best}
-    header = re.findall(r"<th>([^<]*)</th>", page.split("class='summary'")[1].split("</tr>")[0])
-    column = {name: i for i, name in enumerate(header[1:])}
-    assert cells["hyena"][column["accuracy"]][0] == " class=best"  # 0.81 is best
-    assert cells["cnn"][column["auroc"]][0] == ""  # 0.86 < hyena's 0.90
-    assert cells["kmer"][column["latency_ms"]][0] == " class=best"  # fastest
-    assert cells["kmer"][column["size_bytes"]] == (" class=best", "40,000")  # smallest
-    data_file = report_inputs["data_files"][0]
+def test_every_task_has_its_figures_and_plotly_is_embedded_once(report):
+    path, page, _, _ = report
+    parsed = _Page()
+    parsed.feed(page)
+    figures = {task: [i for i in parsed.ids if i.startswith(f"{task}-figure-")]
+               for task in TASKS}
+    # metric panel, ROC/PR, confusion, calibration (+ track for per-base, + variant scores)
+    assert {task: len(ids) for task, ids in figures.items()} == {
+        "promoters": 4, "chloroplast_cds": 5, "brca1_lof": 5}
+    assert page.count("plotly.js v") == 1  # the library's banner: embedded once
+    assert "promoters-pareto" in parsed.ids and "train-0" in parsed.ids
+    assert path.stat().st_size < 10_000_000
+
+
+def test_self_contained_one_timings_table_and_provenance(report):
+    _, page, _, data_file = report
+    parsed = _Page()
+    parsed.feed(page)
+    assert parsed.links == []  # nothing fetched: no src/href other than in-page anchors
+    assert parsed.counts.get("link", 0) == 0
+    assert parsed.ids.count("timings-table") == 1 and "latency (ms)" in page
+    assert "Machine: Test CPU, 2 logical CPUs." in page
     assert sha256sum(data_file) in page and __version__ in page
-    assert '"d_model": 16' in page
-    assert "<td>int8</td><td>0.8</td><td>7</td><td>20,000</td><td>yes</td>" in page
-    assert "<td>pruned</td><td>0.7</td><td>9</td><td>50,000</td><td></td>" in page
+    assert '&#34;cnn_epochs&#34;: 5' in page or '"cnn_epochs": 5' in page
+    jobs = page.split('id="jobs"')[1].split("</table>")[0]
+    assert "finetune/promoters" in jobs and "123.4" in jobs and "2048" in jobs
+    assert "eval_n_tokens" not in page.split('id="training"')[1]  # counts are not curves
 
 
-def test_report_is_self_contained(report):
-    _, page = report
-    tags = _Tags()
-    tags.feed(page)
-    assert tags.links == []  # nothing is fetched: no src/href at all
-    assert tags.counts.get("script", 0) == 0 and tags.counts.get("link", 0) == 0
-    urls = set(re.findall(r"https?://[^\s\"'<>]+", page))
-    assert urls == {"http://www.w3.org/2000/svg"}  # the SVG namespace, never fetched
+@pytest.mark.parametrize("breakage, message", [
+    (lambda r, p, d: r.drop(columns="metric"), "lacks column"),
+    (lambda r, p, d: r.iloc[:0], "no rows"),
+    (lambda r, p, d: r.assign(value=np.nan), "NaN"),
+    (lambda r, p, d: (d / "empty.csv").write_text("") and None or d / "empty.csv",
+     "0-byte"),
+    (lambda r, p, d: d / "missing.parquet", "not found"),
+])
+def test_bad_results_tables_are_named_errors_and_write_nothing(tmp_path, breakage, message):
+    results, predictions = _tables()
+    out = tmp_path / "out" / "report.html"
+    with pytest.raises(DataError, match=message):
+        PerformanceAnalyzer(bootstrap=SETTINGS).generate_report(
+            breakage(results, predictions, tmp_path), out, predictions=predictions)
+    assert not out.exists()
 
 
-def test_compress_stage_report_becomes_two_pareto_points(tmp_path):
-    measurement = {"parameters": 100, "nonzero_parameters": 100, "metric_name": "accuracy"}
-    stage_report = tmp_path / "compression_report.json"
-    stage_report.write_text(json.dumps({
-        "method": "quantize", "settings": {}, "extra": {},
-        "before": {**measurement, "size_bytes": 4000, "latency_ms": 10.0, "metric": 0.8},
-        "after": {**measurement, "size_bytes": 1000, "latency_ms": 5.0, "metric": 0.79}}))
-    out = PerformanceAnalyzer().generate_report(_results(), tmp_path / "r.html",
-                                                 compression_reports=[stage_report])
-    page = out.read_text()
-    assert "<td>original</td><td>0.8</td><td>10</td><td>4,000</td><td>yes</td>" in page
-    assert "<td>quantize</td><td>0.79</td><td>5</td><td>1,000</td><td>yes</td>" in page
-
-
-def test_bad_inputs_name_the_problem_and_write_nothing(tmp_path):
-    out = tmp_path / "r.html"
+def test_bad_predictions_are_named_errors(tmp_path):
+    results, predictions = _tables()
+    nan = predictions.copy()
+    nan.loc[0, "prob_1"] = np.nan
+    with pytest.raises(DataError, match="NaN or infinite"):
+        PerformanceAnalyzer(bootstrap=SETTINGS).generate_report(
+            results, tmp_path / "r.html", predictions=nan)
+    uneven = predictions.drop(index=0)
+    with pytest.raises(DataError, match="different test examples"):
+        PerformanceAnalyzer(bootstrap=SETTINGS).generate_report(
+            results, tmp_path / "r.html", predictions=uneven)
     with pytest.raises(DataError, match="lacks column"):
-        PerformanceAnalyzer().generate_report(_results().drop(columns="metric"), out)
-    bad_log = tmp_path / "metrics.jsonl"
-    bad_log.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": \n')
-    with pytest.raises(DataError, match="line 2") as caught:
-        PerformanceAnalyzer().generate_report(_results(), out, training_logs=[bad_log])
-    assert str(bad_log) in str(caught.value)
-    with pytest.raises(DataError, match="not found"):
-        PerformanceAnalyzer().generate_report(tmp_path / "missing.parquet", out)
-    assert list(tmp_path.iterdir()) == [bad_log]
+        PerformanceAnalyzer(bootstrap=SETTINGS).generate_report(
+            results, tmp_path / "r.html", predictions=predictions.drop(columns="target"))
+    assert not (tmp_path / "r.html").exists()
 
 
-def test_svg_helpers_escape_text_and_scale():
-    bar = plots.bar_chart({"a<b": 0.5, "c": 1.0}, "t & t", highlight="c")
-    assert bar.startswith("<svg") and "a&lt;b" in bar and "t &amp; t" in bar
-    assert bar.count("<rect") == 2 and 'stroke="#000"' in bar
-    line = plots.line_chart({"m": ([0, 1], [0, 1])}, "roc", diagonal=True)
-    # With the unit square the curve runs corner to corner of the plot area.
-    assert re.search(r'points="56\.0,252\.0 404\.0,28\.0"', line)
-    heat = plots.heatmap([[1, 2], [3, 4]], ["a", "b"], ["a", "b"], "cm")
-    assert heat.count("<rect") == 4 and ">4</text>" in heat
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
-def test_report_renders_in_headless_chromium(report, tmp_path):
-    path, _ = report
-    flags = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-             "--enable-logging=stderr", "--v=0"]
-    screenshot = tmp_path / "report.png"
-    shot = subprocess.run(flags + [f"--screenshot={screenshot}", "--window-size=1280,2000",
-                                   path.resolve().as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    assert shot.returncode == 0, shot.stderr[-2000:]
-    assert "Uncaught" not in shot.stderr and "CONSOLE" not in shot.stderr
-    png = screenshot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a blank page is ~5 KB
-    dom = subprocess.run(flags + ["--dump-dom", path.resolve().as_uri()],
-                         capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    for element in ('id="summary"', 'id="curves"', 'id="compression"', 'class="best"',
-                    "<svg"):
-        assert element in dom.stdout
-    if shutil.which("file"):
-        described = subprocess.run(["file", str(screenshot)], capture_output=True, text=True)
-        assert "1280 x 2000" in described.stdout
-
-
-def _stage_report(path: Path, method: str, before_latency: float, after: tuple) -> Path:
-    measurement = {"parameters": 100, "nonzero_parameters": 100, "metric_name": "accuracy"}
-    accuracy, latency, size = after
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "method": method, "settings": {}, "extra": {},
-        "before": {**measurement, "size_bytes": 4000, "latency_ms": before_latency,
-                   "metric": 0.8},
-        "after": {**measurement, "size_bytes": size, "latency_ms": latency,
-                  "metric": accuracy}}))
-    return path
-
-
-def test_cli_report_concatenates_tasks_and_groups_compression(tmp_path):
-    """Several result tables (a benchmark's, an evaluate table of another task) in one report:
-    the best model per task and metric, breakdowns and counts left to the tables; one Pareto
-    plot per task with one "original" point."""
+def test_cli_report_from_files_and_a_task_without_predictions(tmp_path):
     from hyena_glt.cli import main
 
-    _results().to_parquet(tmp_path / "bench.parquet", index=False)
-    evaluate = pd.DataFrame({"model": ["annotator"] * 4 + ["other"] * 4, "dataset": "cds",
-                             "metric": ["accuracy", "mcc", "f1/CDS", "n_bases"] * 2,
-                             "value": [0.7, 0.4, 0.75, 5000, 0.6, 0.5, 0.7, 5000]})
-    evaluate.to_csv(tmp_path / "cds.tsv", sep="\t", index=False)
-    quantize = _stage_report(tmp_path / "q" / "compression_report.json", "quantize", 10.0,
-                             (0.79, 5.0, 1000))
-    prune = _stage_report(tmp_path / "p" / "compression_report.json", "prune", 12.0,
-                          (0.70, 11.0, 4000))
+    results, predictions = _tables()
+    results.to_parquet(tmp_path / "results.parquet", index=False)
+    predictions[predictions["dataset"] != "brca1_lof"].to_parquet(tmp_path / "pred.parquet")
     out = tmp_path / "report.html"
-    assert main(["report", "--results", str(tmp_path / "bench.parquet"), "--results",
-                 str(tmp_path / "cds.tsv"), "--compression-report", f"promoters={quantize}",
-                 "--compression-report", f"promoters={prune}", "--out", str(out)]) == 0
-    page = out.read_text()
-    best = dict(((d, m), (model, v)) for d, m, model, v in re.findall(
-        r"<tr><td>([^<]*)</td><td>([^<]*)</td><td class=best>([^<]*)</td><td>([^<]*)</td></tr>",
-        page.split("class='best-per-task'")[1].split("</table>")[0]))
-    assert best == {("promoters", "accuracy"): ("hyena", "0.81"),
-                    ("promoters", "f1_macro"): ("hyena", "0.8"),
-                    ("promoters", "auroc"): ("hyena", "0.9"),
-                    ("cds", "accuracy"): ("annotator", "0.7"),
-                    ("cds", "mcc"): ("other", "0.5")}
-    summary = page.split('id="summary"')[1].split('id="metrics"')[0]
-    assert "f1/CDS" not in summary and "n_bases" not in summary
-    compression = page.split('id="compression"')[1]
-    assert "<h3>promoters</h3>" in compression and compression.count("<svg") == 1
-    # One original point (median of the two "before" latencies), the variants after it.
-    assert "<td>original</td><td>0.8</td><td>11</td><td>4,000</td><td>yes</td>" in compression
-    assert "<td>quantize</td><td>0.79</td><td>5</td><td>1,000</td><td>yes</td>" in compression
-    assert "<td>prune</td><td>0.7</td><td>11</td><td>4,000</td><td></td>" in compression
-    # The same model, task and metric twice is an error, and nothing is written.
-    assert main(["report", "--results", str(tmp_path / "bench.parquet"), "--results",
-                 str(tmp_path / "bench.parquet"), "--out", str(tmp_path / "dup.html")]) == 2
+    assert main(["report", "--results", str(tmp_path / "results.parquet"), "--predictions",
+                 str(tmp_path / "pred.parquet"), "--resamples", "50", "--config-json",
+                 '{"seed": 3}', "--out", str(out)]) == 0
+    parsed = _Page()
+    parsed.feed(out.read_text())
+    rows = {row[0]: row for row in parsed.rows if row}
+    assert "no per-example predictions" in rows["brca1_lof"][-1]
+    # The same model, task and metric twice is an error naming them; nothing is written.
+    assert main(["report", "--results", str(tmp_path / "results.parquet"), "--results",
+                 str(tmp_path / "results.parquet"), "--out", str(tmp_path / "dup.html")]) == 2
     assert not (tmp_path / "dup.html").exists()
+
+
+def _chromium(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with every network request failing (offline), logging the console."""
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=15000"]
+    return subprocess.run(flags + list(arguments), capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium_offline(report, tmp_path):
+    path, _, _, _ = report
+    screenshot = tmp_path / "report.png"
+    shot = _chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2400",
+                     path.resolve().as_uri())
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    console = [line for line in shot.stderr.splitlines() if "CONSOLE" in line
+               or "Uncaught" in line]
+    assert console == []
+    png = screenshot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a blank page is ~5 KB
+    dom = _chromium(tmp_path, "--dump-dom", path.resolve().as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    rendered = _Page()
+    rendered.feed(dom.stdout)
+    assert {row[0] for row in rendered.rows if row} == set(TASKS)
+    for task in TASKS:  # every figure was drawn by plotly.js (an SVG inside its div)
+        section = dom.stdout.split(f'id="task-{task}"')[1].split("</section>")[0]
+        assert section.count('class="main-svg"') >= 2 * section.count(f'id="{task}-figure-')

@@ -10,7 +10,8 @@
 - ``benchmark``: models beside the k-mer and CNN baselines on pre-split data (baselines fitted
   on the training part, everything scored on the test part) -> ``results.parquet``,
   ``results.csv``, ``predictions.parquet``.
-- ``report``: result tables (concatenated) -> one self-contained HTML file.
+- ``report``: result and prediction tables -> one self-contained HTML file (scorecard with
+  bootstrap intervals and verdicts, Plotly figures, timings, provenance).
 
 Classifier, regressor and token-classifier model directories may be fine-tuned, compressed
 (``hyena-glt quantize|prune|distill``) or ONNX exports (``hyena-glt export``); see
@@ -132,9 +133,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                         "(the one the models were fine-tuned on)")
     parser.add_argument("--baselines", default="none",
                         help="comma-separated baselines fit on --train: orf_kmer, cnn "
-                        "(annotation), context (variants), or none")
-    parser.add_argument("--cnn-epochs", type=int, default=5, help="per-base CNN baseline")
-    parser.add_argument("--seed", type=int, default=0, help="baseline seed")
+                        "(annotation), context (variants), all (those that apply) or none")
+    parser.add_argument("--cnn-epochs", type=positive_int, default=5, help="per-base CNN baseline")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="baseline seed")
     parser.add_argument("--predictions-out", type=Path, default=None, metavar="FILE",
                         help="annotation/variants: per-example test predictions of every "
                         "model and baseline (the report's intervals and figures)")
@@ -222,6 +223,9 @@ def _baselines(args: argparse.Namespace, kind: str, dataset: str) -> dict[str, A
         return {}
     if args.train is None:
         raise ConfigurationError("--baselines needs --train (the part they are fit on)")
+    if chosen == ["all"]:
+        chosen = list({"annotation": predictions.TOKEN_BASELINES,
+                       "variants": predictions.VARIANT_BASELINES}.get(kind, ()))
     if kind == "annotation":
         predictions.check_baselines(chosen, predictions.TOKEN_BASELINES, "annotation")
         return {f"{b}_baseline": predictions.token_baseline_predictions(
@@ -304,7 +308,7 @@ def _register_benchmark(subparsers: argparse._SubParsersAction) -> None:
                         help="sequence classifier directory (fine-tuned, compressed or ONNX "
                         "export); repeatable")
     parser.add_argument("--baselines", default="kmer,cnn",
-                        help="comma-separated baselines: kmer, cnn, or none")
+                        help="comma-separated baselines: kmer, cnn, all or none")
     parser.add_argument("--metrics", nargs="+", default=["accuracy", "f1", "auc"])
     parser.add_argument("--seed", type=non_negative_int, default=0, help="subsample and CNN seed")
     parser.add_argument("--max-rows", type=positive_int, default=None, metavar="N",
@@ -343,9 +347,11 @@ def _run_benchmark(args: argparse.Namespace) -> int:
                  "cnn": lambda: CNNBaseline(epochs=args.cnn_epochs, seed=args.seed,
                                             tokenizer=task.tokenizer)}
     chosen = [b for b in args.baselines.split(",") if b and b != "none"]
+    chosen = list(baselines) if chosen == ["all"] else chosen
     unknown = [b for b in chosen if b not in baselines]
     if unknown:
-        raise ConfigurationError(f"--baselines: unknown {unknown}; choose from kmer, cnn, none")
+        raise ConfigurationError(f"--baselines: unknown {unknown}; choose from kmer, cnn, all, "
+                                 "none")
     task = BenchmarkTask.from_split(args.train, args.test, name=args.name,
                                     max_rows=args.max_rows, seed=args.seed)
     models = {name: load_classifier(directory, task.tokenizer, args.max_length,
@@ -366,43 +372,42 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
 def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "report", help="result tables -> one self-contained HTML report",
-        description="Summary (best model per task and metric), metric bar charts, ROC/PR "
-        "curves, confusion matrices, training curves, compression Pareto plots and provenance "
-        "in one HTML file with inline CSS and SVG (opens offline in any browser).")
+        "report", help="result and prediction tables -> one self-contained HTML report",
+        description="A scorecard (per task: best Hyena-GLT model and best baseline with 95%% "
+        "bootstrap intervals, their paired difference and a verdict), per-task figures, one "
+        "timings table, training curves and provenance in one HTML file with plotly.js "
+        "embedded (opens offline in any browser).")
     parser.add_argument("--results", type=Path, action="append", required=True, metavar="FILE",
-                        help="tidy results table (.parquet/.csv) of hyena-glt benchmark or "
-                        "evaluate; repeatable (concatenated)")
+                        help="tidy results table (.parquet/.csv/.tsv) of hyena-glt benchmark "
+                        "or evaluate; repeatable (concatenated)")
     parser.add_argument("--predictions", type=Path, action="append", default=[], metavar="FILE",
-                        help="predictions.parquet of hyena-glt benchmark; repeatable")
+                        help="per-example predictions of hyena-glt benchmark or evaluate "
+                        "--predictions-out; repeatable")
     parser.add_argument("--training-log", type=Path, action="append", default=[],
                         metavar="FILE", help="metrics.jsonl of a training run; repeatable")
-    parser.add_argument("--compression-report", action="append", default=[],
-                        metavar="[GROUP=]FILE",
-                        help="compression_report.json of hyena-glt quantize/prune/distill/"
-                        "export; repeatable; GROUP= (e.g. the task) gives one Pareto plot per "
-                        "group")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="config.json/YAML to print under provenance")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", type=Path, default=None,
+                       help="config.json/YAML to print under provenance")
+    group.add_argument("--config-json", default=None, metavar="JSON",
+                       help="the effective config as JSON text (the workflow passes the "
+                       "merged config it ran)")
     parser.add_argument("--data-file", type=Path, action="append", default=[],
                         help="input file whose SHA-256 goes under provenance; repeatable")
+    parser.add_argument("--job-benchmarks", type=Path, default=None, metavar="DIR",
+                        help="folder of Snakemake benchmark TSVs (wall time, peak memory)")
+    parser.add_argument("--resamples", type=positive_int, default=1000,
+                        help="bootstrap resamples per interval (default 1000)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed")
     parser.add_argument("--title", default="Hyena-GLT performance report")
     parser.add_argument("--out", type=Path, required=True, help="HTML file")
     parser.set_defaults(func=_run_report)
-
-
-def _compression_report_arg(value: str) -> Path | tuple[str, Path]:
-    """``GROUP=FILE`` -> ``(GROUP, FILE)``; a plain ``FILE`` (also one holding "=") -> Path."""
-    group, sep, path = value.partition("=")
-    if sep and group and path and not Path(value).exists():
-        return group, Path(path)
-    return Path(value)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     import yaml
 
     from ..errors import DataError
+    from ..evaluation.bootstrap import BootstrapSettings
     from ..evaluation.report import PerformanceAnalyzer
 
     config = None
@@ -411,11 +416,16 @@ def _run_report(args: argparse.Namespace) -> int:
             config = yaml.safe_load(args.config.read_text())
         except (OSError, yaml.YAMLError) as err:
             raise DataError(f"cannot read config: {err}", path=str(args.config)) from None
-    PerformanceAnalyzer(args.title).generate_report(
+    elif args.config_json is not None:
+        try:
+            config = json.loads(args.config_json)
+        except json.JSONDecodeError as err:
+            raise ConfigurationError(f"--config-json is not JSON: {err.msg}") from None
+    analyzer = PerformanceAnalyzer(args.title, BootstrapSettings(args.resamples, args.seed))
+    analyzer.generate_report(
         args.results, args.out, predictions=args.predictions or None,
-        training_logs=args.training_log,
-        compression_reports=[_compression_report_arg(v) for v in args.compression_report],
-        config=config, data_files=args.data_file)
+        training_logs=args.training_log, config=config, data_files=args.data_file,
+        job_benchmarks=args.job_benchmarks)
     return 0
 
 

@@ -10,6 +10,7 @@ from hyena_glt.evaluation.benchmark import (
     save_results,
     tidy_metrics,
 )
+from hyena_glt.evaluation.bootstrap import BootstrapSettings, bootstrap_metric, paired_bootstrap
 from hyena_glt.evaluation.metrics import GenomicMetrics
 from hyena_glt.evaluation.models import (
     OnnxSequenceClassifier,
@@ -19,6 +20,8 @@ from hyena_glt.evaluation.models import (
 )
 from hyena_glt.evaluation.regression import evaluate_regressor
 from hyena_glt.evaluation.report import PerformanceAnalyzer
+from hyena_glt.evaluation.token_baselines import OrfKmerLogisticRegression, PerBaseCNN
+from hyena_glt.evaluation.variant_baselines import ContextLogisticRegression
 from hyena_glt.evaluation.variant_effect import (
     delta_log_likelihood,
     evaluate_variant_model,
@@ -42,6 +45,12 @@ __all__ = [
     "KmerLogisticRegression",
     "GenomicBenchmarksCNN",
     "CNNBaseline",
+    "OrfKmerLogisticRegression",
+    "PerBaseCNN",
+    "ContextLogisticRegression",
+    "BootstrapSettings",
+    "bootstrap_metric",
+    "paired_bootstrap",
     "PerformanceAnalyzer",
     "AttentionAnalyzer",
     "AttentionMaps",

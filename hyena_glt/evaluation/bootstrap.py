@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn import metrics as skm
 
 from hyena_glt.errors import ConfigurationError, DataError
 

@@ -89,10 +89,10 @@ def score_matrix(frame: pd.DataFrame) -> np.ndarray:
     """The scores of one model's rows: ``(N, C)`` probabilities, else ``(N,)`` scores or
     regression predictions."""
     probs = sorted((c for c in frame.columns if c.startswith("prob_")
-                    and frame[c].notna().all()), key=lambda c: int(c.split("_")[1]))
+                    and frame[c].notna().any()), key=lambda c: int(c.split("_")[1]))
     if probs:
         return frame[probs].to_numpy(dtype=np.float64)
-    column = "prediction" if "prediction" in frame and frame["prediction"].notna().all() \
+    column = "prediction" if "prediction" in frame and frame["prediction"].notna().any() \
         else "score"
     return frame[column].to_numpy(dtype=np.float64)
 

@@ -1,114 +1,156 @@
-"""PerformanceAnalyzer: one self-contained HTML report of a benchmark (inline CSS + SVG, no URLs).
+"""PerformanceAnalyzer: the benchmark report, one self-contained HTML file.
 
-Sections (each only when its input is given): summary (the best model per dataset and metric,
-then model x metric per dataset with the best highlighted),  per-metric bar charts, ROC and PR curves and the confusion matrix
-from test predictions (:meth:`ModelBenchmark.predictions_table`), training curves from
-``metrics.jsonl``, a compression Pareto plot (accuracy vs latency, marker area = size) from
-compression reports, and provenance (package version, date, config, SHA-256 of data files).
-
-Results may be several tidy tables (benchmark results, ``hyena-glt evaluate`` tables of other
-tasks): they are concatenated; a (model, dataset, metric) given twice is an error.
-
-A compression report is JSON: either the ``compression_report.json`` of ``hyena-glt quantize |
-prune | distill | export`` (:class:`hyena_glt.optimization.CompressionReport`, one model before
-and after: the "after" point is named by the method, the "before" points of all reports of a
-group become one "original" point with their median values), or a list (or
-``{"variants": [...]}``) of objects with ``name``, ``accuracy``, ``latency_ms`` and
-``size_bytes``. Reports are grouped (one Pareto plot per group, e.g. per task) by the label of
-``(label, path)`` pairs; plain paths form one group. The Pareto front is the set of points no
-other point beats or ties in accuracy, latency and size at once.
+A scorecard first (``<table id="scorecard">``: per task the best Hyena-GLT model and the best
+baseline with 95% bootstrap intervals, their paired difference and a verdict), then per task a
+detail table and figures, one timings table with its Pareto plot, training curves and
+provenance. Numbers come from :mod:`hyena_glt.evaluation.scorecard`, figures from
+:mod:`hyena_glt.evaluation.figures` (Plotly); the page is a Jinja2 template
+(``templates/report.html.j2``) with plotly.js embedded once, so it opens offline and stays
+interactive.
 """
 
 from __future__ import annotations
 
-import datetime
-import html
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import jinja2
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
+import plotly.graph_objects as go
+import plotly.offline
 
 from hyena_glt import __version__
 from hyena_glt.errors import DataError
-from hyena_glt.evaluation import plots
-from hyena_glt.io import atomic_file, sha256sum
+from hyena_glt.evaluation import figures, provenance
+from hyena_glt.evaluation.bootstrap import BootstrapSettings, Interval
+from hyena_glt.evaluation.scorecard import (
+    PREDICTION_KEYS,
+    TaskScores,
+    load_tables,
+    score_tasks,
+)
+from hyena_glt.io import atomic_file
 
-__all__ = ["PerformanceAnalyzer", "load_table", "load_tables"]
+__all__ = ["PerformanceAnalyzer"]
 
 logger = logging.getLogger(__name__)
 
-#: Metrics where lower is better (everything else: higher is better).
-LOWER_IS_BETTER = {"mse", "mae", "loss", "latency_ms", "perplexity", "edit_distance",
-                   "n_parameters", "size_bytes"}
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;
-padding:16px 24px;color:#222;background:#fff}
-h1{font-size:1.6em;margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;
-margin-top:32px}
-table{border-collapse:collapse;margin:8px 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}td.best{background:#d8f0d8;font-weight:700}
-.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{border:1px solid #eee;background:#fff}
-.muted{color:#666;font-size:.85em}pre{background:#f6f6f6;padding:8px;overflow:auto;
-font-size:.8em}
-"""
+_TIMING_COLUMNS = {"dataset": "task", "model": "model", "latency_ms": "latency (ms)",
+                   "latency_ms_iqr": "IQR (ms)", "throughput_seq_per_s": "sequences/s",
+                   "size_bytes": "size (MB)", "n_parameters": "parameters",
+                   "batch_size": "batch", "threads": "threads"}
 
 
-def _number(value: float) -> str:
-    """Counts with thousands separators, other values to 4 significant digits; NaN as "–"."""
-    if pd.isna(value):
+def _interval(interval: Interval | None) -> str:
+    if interval is None or math.isnan(interval.value):
         return "–"
-    if abs(value) >= 1000 and float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return f"{interval.value:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
-def load_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
-    """A DataFrame as is, or read from Parquet (``.parquet``), TSV (``.tsv``) or CSV."""
-    if isinstance(table, pd.DataFrame):
-        return table
-    path = Path(table)
-    if not path.is_file():
-        raise DataError("results table not found", path=str(path))
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+def _html(figure: go.Figure | None, div_id: str) -> str | None:
+    if figure is None:
+        return None
+    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                          config={"displaylogo": False, "responsive": True})
 
 
-def _is_headline(metric: str) -> bool:
-    """Metrics the summary and charts show: not per-class/per-fold breakdowns (``a/b``) nor
-    counts (``n_*``, ``support``) and settings (``bin_size``)."""
-    return "/" not in metric and not metric.startswith("n_") and metric not in {"bin_size",
-                                                                                 "support"}
+def _scorecard_row(scores: TaskScores) -> dict[str, Any]:
+    best, baseline = scores.best_model, scores.best_baseline
+    delta = scores.delta
+    return {"task": scores.task, "task_type": scores.task_type,
+            "n_test": f"{scores.n_test:,}", "primary": scores.primary,
+            "best_model": best or "–", "best_baseline": baseline or "–",
+            "model_value": _interval(scores.models[best].intervals[scores.primary]
+                                     if best else None),
+            "baseline_value": _interval(scores.models[baseline].intervals[scores.primary]
+                                        if baseline else None),
+            "delta": (f"{delta.delta:+.3f} [{delta.low:+.3f}, {delta.high:+.3f}]"
+                      if delta else "–"),
+            "verdict": delta.verdict if delta else
+            ("no baseline to compare" if best else "no Hyena-GLT model"),
+            "verdict_class": delta.verdict if delta and delta.verdict != "no significant "
+            "difference" else ""}
 
 
-def load_tables(tables: pd.DataFrame | str | Path | Sequence[pd.DataFrame | str | Path]
-                ) -> pd.DataFrame:
-    """One table or several concatenated (missing columns become NaN)."""
-    if isinstance(tables, (pd.DataFrame, str, Path)):
-        return load_table(tables)
-    frames = [load_table(t) for t in tables]
-    if not frames:
-        raise DataError("no results table given")
-    return pd.concat(frames, ignore_index=True)
+def _task_figures(scores: TaskScores) -> list[go.Figure]:
+    """The figures that suit the task type (module docstring of :mod:`figures`)."""
+    shown = [name for name in (scores.best_model, scores.best_baseline) if name]
+    result = [figures.metric_panel(scores)]
+    if scores.n_classes == 0:
+        return result + [figures.regression_scatter(scores)]
+    if scores.n_classes == 2:
+        result.append(figures.roc_pr(scores))
+    probability_models = [n for n in shown if scores.models[n].probabilities]
+    if probability_models:
+        result.append(figures.confusion(scores, probability_models))
+    if scores.n_classes == 2 and any(m.probabilities for m in scores.models.values()):
+        result.append(figures.calibration(scores))
+    if scores.task_type == "token_classification" and probability_models:
+        result.append(figures.per_base_track(scores, probability_models))
+    if scores.task_type == "variant_effect":
+        result.append(figures.variant_scores(scores))
+    return result
 
 
-def _check_unique(table: pd.DataFrame) -> None:
-    keys = ["model", "dataset", "metric"]
-    twice = table[table.duplicated(keys, keep=False)]
-    if len(twice):
-        model, dataset, metric = twice.iloc[0][keys]
-        raise DataError(f"model {model!r}, dataset {dataset!r}, metric {metric!r} appears more "
-                        "than once in the results; give the models or datasets distinct labels")
+def _task_context(scores: TaskScores) -> dict[str, Any]:
+    metrics = list(dict.fromkeys(m for model in scores.models.values() for m in model.intervals))
+    rows = [{"name": name, "cells": [_interval(model.intervals.get(m)) for m in metrics]}
+            for name, model in scores.models.items()]
+    return {"task": scores.task, "task_type": scores.task_type, "n_test": f"{scores.n_test:,}",
+            "n_units": f"{scores.n_units:,}", "unit": scores.unit, "metrics": metrics,
+            "rows": rows, "figures": [_html(f, f"{scores.task}-figure-{i}") for i, f in
+                                      enumerate(_task_figures(scores))]}
+
+
+def _results_only_row(task: str) -> dict[str, Any]:
+    return {"task": task, "task_type": "–", "n_test": "–", "primary": "–", "best_model": "–",
+            "model_value": "–", "best_baseline": "–", "baseline_value": "–", "delta": "–",
+            "verdict": "no per-example predictions: no interval or verdict",
+            "verdict_class": ""}
+
+
+def _timings(results: pd.DataFrame, tasks: Mapping[str, TaskScores]
+             ) -> tuple[list[list[str]], list[str], str, list[str]]:
+    """Rows of the one timings table, its columns, the machine note and Pareto figures."""
+    if "latency_ms" not in results or results["latency_ms"].isna().all():
+        return [], [], "", []
+    timed = results.dropna(subset=["latency_ms"]).groupby(["dataset", "model"], sort=False
+                                                          ).first().reset_index()
+    columns = [c for c in _TIMING_COLUMNS if c in timed]
+    rows = []
+    for _, row in timed.iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            if column == "size_bytes":
+                value = f"{value / 1e6:.2f}"
+            elif column in ("latency_ms", "latency_ms_iqr", "throughput_seq_per_s"):
+                value = f"{value:,.1f}"
+            elif column in ("n_parameters", "batch_size", "threads"):
+                value = "–" if pd.isna(value) else f"{int(value):,}"
+            cells.append(str(value))
+        rows.append(cells)
+    machines = sorted(set(timed["machine"].dropna())) if "machine" in timed else []
+    note = f"Machine: {'; '.join(machines)}." if machines else ""
+    plots = []
+    for task, part in timed.groupby("dataset", sort=False):
+        scores = tasks.get(str(task))
+        if scores is None or len(part) < 3:
+            continue
+        part = part.set_index("model")
+        part["value"] = [scores.models[m].intervals[scores.primary].value
+                         if m in scores.models else math.nan for m in part.index]
+        plots.append(_html(figures.pareto(part, scores.primary, str(task)), f"{task}-pareto"))
+    return rows, [_TIMING_COLUMNS[c] for c in columns], note, plots
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError("training log not found", path=str(path))
     records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if line.strip():
@@ -117,249 +159,67 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as err:
                 raise DataError(f"not a JSON object: {err.msg}", path=str(path),
                                 line=number) from None
-    return records
-
-
-def _read_compression(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(variant points, "before" points) of one compression report (module docstring)."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as err:
-        raise DataError(f"cannot read compression report: {err.strerror}", path=str(path)) from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"compression report is not JSON: {err.msg}", path=str(path),
-                        line=err.lineno) from None
-    if isinstance(data, dict) and {"method", "before", "after"} <= set(data):
-        # hyena_glt.optimization.CompressionReport.to_dict(): one model before and after.
-        before, after = ({"name": name, "accuracy": m.get("metric"),
-                          "latency_ms": m.get("latency_ms"), "size_bytes": m.get("size_bytes")}
-                         for name, m in (("original", data["before"]),
-                                         (data["method"], data["after"])))
-        if any(v["accuracy"] is None or v["latency_ms"] is None for v in (before, after)):
-            raise DataError("compression report has no metric/latency (measured without a "
-                            "validation loader)", path=str(path))
-        return [after], [before]
-    variants = data.get("variants", []) if isinstance(data, dict) else data
-    needed = ("name", "accuracy", "latency_ms", "size_bytes")
-    for i, variant in enumerate(variants):
-        missing = [k for k in needed if k not in variant]
-        if missing:
-            raise DataError(f"compression variant lacks {missing}", path=str(path),
-                            record=str(i))
-    return list(variants), []
-
-
-def _compression_groups(reports: Sequence[str | Path | tuple[str, str | Path]]
-                        ) -> dict[str, list[tuple[str, float, float, float]]]:
-    """``{group: [(name, latency_ms, accuracy, size_bytes), ...]}``; the "before" points of a
-    group's reports merged into one "original" point (median of each value)."""
-    variants: dict[str, list[dict[str, Any]]] = {}
-    originals: dict[str, list[dict[str, Any]]] = {}
-    for report in reports:
-        group, path = report if isinstance(report, tuple) else ("", report)
-        after, before = _read_compression(Path(path))
-        variants.setdefault(str(group), []).extend(after)
-        originals.setdefault(str(group), []).extend(before)
-    groups = {}
-    for group, points in variants.items():
-        if originals[group]:
-            points = [{"name": "original", **{k: float(np.median([float(o[k]) for o in
-                                                                  originals[group]]))
-                                              for k in ("accuracy", "latency_ms",
-                                                        "size_bytes")}}] + points
-        groups[group] = [(str(v["name"]), float(v["latency_ms"]), float(v["accuracy"]),
-                          float(v["size_bytes"])) for v in points]
-    return groups
+    return [r for r in records if isinstance(r, dict) and "step" in r]
 
 
 class PerformanceAnalyzer:
-    """Turn benchmark results into an HTML report a scientist can open in any browser."""
+    """Turn evaluation tables into the HTML report a scientist opens in any browser."""
 
-    def __init__(self, title: str = "Hyena-GLT performance report") -> None:
-        self.title = title
+    def __init__(self, title: str = "Hyena-GLT performance report",
+                 bootstrap: BootstrapSettings | None = None) -> None:
+        self.title, self.bootstrap = title, bootstrap or BootstrapSettings()
 
-    def generate_report(self, results: Any,
-                        save_path: str | Path = "performance_report.html",
-                        predictions: Any = None,
-                        training_logs: Sequence[str | Path] = (),
-                        compression_reports: Sequence[str | Path | tuple[str, str | Path]] = (),
+    def generate_report(self, results: Any, save_path: str | Path = "performance_report.html",
+                        predictions: Any = None, training_logs: Sequence[str | Path] = (),
                         config: Mapping[str, Any] | None = None,
-                        data_files: Sequence[str | Path] = ()) -> Path:
+                        data_files: Sequence[str | Path] = (),
+                        job_benchmarks: str | Path | None = None) -> Path:
         """Write the report atomically to ``save_path`` and return its path.
 
         Args:
-            results: a tidy results table (``model, dataset, metric, value`` and optionally
-                the cost columns of :meth:`ModelBenchmark.run`), its Parquet/CSV file, or a
-                list of them (concatenated).
-            predictions: :meth:`ModelBenchmark.predictions_table` (or its file, or a list of
-                them) for ROC/PR curves and confusion matrices.
-            training_logs: ``metrics.jsonl`` files of training runs (curves over ``step``).
-            compression_reports: JSON files of compressed variants, or ``(group, path)`` pairs
-                for one Pareto plot per group (module docstring).
-            config: settings to print under provenance (e.g. the model config).
+            results: tidy results table(s) (``model, dataset, metric, value`` and the
+                benchmark's cost columns), as DataFrames or Parquet/CSV/TSV paths.
+            predictions: per-example prediction table(s)
+                (:mod:`hyena_glt.evaluation.predictions`): the intervals, verdicts and
+                figures; a task without them gets a scorecard row that says so.
+            training_logs: ``metrics.jsonl`` files of training runs.
+            config: the effective configuration, printed under provenance.
             data_files: input files whose SHA-256 goes under provenance.
+            job_benchmarks: folder of Snakemake benchmark TSVs (wall time, peak memory).
 
         Raises:
-            DataError: a missing column or unreadable input, naming the file.
+            DataError: a missing, empty or unreadable table, a missing column, NaN metrics
+                or predictions, naming the file.
         """
         table = load_tables(results)
-        missing = {"model", "dataset", "metric", "value"} - set(table.columns)
-        if missing:
-            raise DataError(f"results table lacks column(s) {sorted(missing)}; it has "
-                            f"{list(table.columns)}")
-        _check_unique(table)
-        sections = [self._summary(table), self._bar_charts(table)]
-        if predictions is not None and not (isinstance(predictions, (list, tuple))
-                                            and not predictions):
-            sections.append(self._curves(load_tables(predictions)))
-        if training_logs:
-            sections.append(self._training(training_logs))
-        if compression_reports:
-            sections.append(self._pareto(compression_reports))
-        sections.append(self._provenance(config, data_files))
-        page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-                f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>"
-                f"<h1>{html.escape(self.title)}</h1>"
-                f'<p class="muted">hyena-glt {html.escape(__version__)} · generated '
-                f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}</p>"
-                + "".join(sections) + "</body></html>")
+        has_predictions = predictions is not None and not (
+            isinstance(predictions, (list, tuple)) and not predictions)
+        frame = load_tables(predictions, PREDICTION_KEYS) if has_predictions else None
+        tasks = score_tasks(table, frame, self.bootstrap)
+        scorecard = [_scorecard_row(t) for t in tasks.values()]
+        scorecard += [_results_only_row(str(task)) for task in table["dataset"].unique()
+                      if str(task) not in tasks]
+        timings, timing_columns, note, pareto = _timings(table, tasks)
+        training = [_html(figures.training_curves(_read_jsonl(Path(p)),
+                                                  "/".join(Path(p).parts[-3:-1])), f"train-{i}")
+                    for i, p in enumerate(training_logs)]
+        page = self._template().render(
+            title=self.title, version=__version__, plotly_js=plotly.offline.get_plotlyjs(),
+            scorecard=scorecard, tasks=[_task_context(t) for t in tasks.values()],
+            bootstrap=self.bootstrap.as_dict(), timings=timings,
+            timings_columns=timing_columns, timings_note=note, pareto=pareto,
+            training=[t for t in training if t], environment=provenance.environment(),
+            versions=provenance.versions(), checksums=provenance.checksums(data_files),
+            jobs=list(provenance.job_benchmarks(job_benchmarks).itertuples(index=False)),
+            config=json.dumps(config, indent=2, default=str) if config else "")
         with atomic_file(save_path) as tmp:
             tmp.write_text(page, encoding="utf-8")
-        logger.info("wrote report %s", save_path)
+        logger.info("wrote report %s (%.1f MB)", save_path, len(page.encode()) / 1e6)
         return Path(save_path)
 
     @staticmethod
-    def _summary(table: pd.DataFrame) -> str:
-        table = table[table["metric"].map(_is_headline)]
-        parts = ['<section id="summary"><h2>Summary</h2><p class="muted">Best model per '
-                 'dataset (task) and metric; below, every model with the best highlighted. '
-                 'Per-class and per-fold values are in the result tables.</p>',
-                 "<table class='best-per-task'><tr><th>dataset</th><th>metric</th>"
-                 "<th>best model</th><th>value</th></tr>"]
-        for (dataset, metric), rows in table.groupby(["dataset", "metric"], sort=False):
-            rows = rows[rows["value"].notna()]
-            if len(rows):
-                best = rows.loc[rows["value"].idxmin() if metric in LOWER_IS_BETTER
-                                else rows["value"].idxmax()]
-                parts.append(f"<tr><td>{html.escape(str(dataset))}</td><td>"
-                             f"{html.escape(str(metric))}</td><td class=best>"
-                             f"{html.escape(str(best['model']))}</td><td>"
-                             f"{_number(best['value'])}</td></tr>")
-        parts.append("</table>")
-        costs = [c for c in ("n_parameters", "size_bytes", "latency_ms", "throughput_seq_per_s")
-                 if c in table.columns]
-        for dataset, rows in table.groupby("dataset", sort=False):
-            wide = rows.pivot_table(index="model", columns="metric", values="value",
-                                    sort=False, dropna=False)
-            for cost in costs:
-                values = rows.groupby("model", sort=False)[cost].first()
-                if values.notna().any():
-                    wide[cost] = values
-            best = {m: (wide[m].idxmin() if m in LOWER_IS_BETTER else wide[m].idxmax())
-                    for m in wide.columns if wide[m].notna().any()}
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in wide.columns)
-            parts.append(f"<h3>{html.escape(str(dataset))}</h3><table class='summary'>"
-                         f"<tr><th>model</th>{head}</tr>")
-            for model, values in wide.iterrows():
-                cells = "".join(
-                    f'<td{" class=best" if best.get(c) == model else ""}>{_number(values[c])}</td>'
-                    for c in wide.columns)
-                parts.append(f"<tr><td>{html.escape(str(model))}</td>{cells}</tr>")
-            parts.append("</table>")
-        return "".join(parts) + "</section>"
-
-    @staticmethod
-    def _bar_charts(table: pd.DataFrame) -> str:
-        charts = []
-        table = table[table["metric"].map(_is_headline) & table["value"].notna()]
-        for (dataset, metric), rows in table.groupby(["dataset", "metric"], sort=False):
-            values = dict(zip(rows["model"].astype(str), rows["value"].astype(float),
-                              strict=True))
-            best = (min if metric in LOWER_IS_BETTER else max)(values, key=values.get)
-            charts.append(plots.bar_chart(values, f"{metric} · {dataset}", metric, best))
-        if "latency_ms" in table.columns:
-            for dataset, rows in table.groupby("dataset", sort=False):
-                first = rows.groupby("model", sort=False)["latency_ms"].first().dropna()
-                if len(first):
-                    charts.append(plots.bar_chart(
-                        dict(zip(first.index.astype(str), first, strict=True)),
-                        f"latency per batch (ms) · {dataset}", "ms"))
-        return ('<section id="metrics"><h2>Metrics</h2><div class="charts">'
-                + "".join(charts) + "</div></section>")
-
-    @staticmethod
-    def _curves(predictions: pd.DataFrame) -> str:
-        charts = []
-        prob_columns = sorted((c for c in predictions.columns if c.startswith("prob_")),
-                              key=lambda c: int(c.split("_")[1]))
-        for dataset, rows in predictions.groupby("dataset", sort=False):
-            roc, pr = {}, {}
-            for model, part in rows.groupby("model", sort=False):
-                probs = part[prob_columns].dropna(axis=1).to_numpy(float)
-                target = part["target"].to_numpy(int)
-                if probs.shape[1] == 2 and len(np.unique(target)) == 2:
-                    fpr, tpr, _ = roc_curve(target, probs[:, 1])
-                    precision, recall, _ = precision_recall_curve(target, probs[:, 1])
-                    roc[str(model)] = (fpr, tpr)
-                    pr[str(model)] = (recall, precision)
-                labels = [str(k) for k in range(probs.shape[1])]
-                matrix = confusion_matrix(target, probs.argmax(1), labels=range(len(labels)))
-                charts.append(plots.heatmap(matrix, labels, labels, f"confusion · {model}",
-                                            "predicted", "true"))
-            if roc:
-                charts.insert(0, plots.line_chart(roc, f"ROC · {dataset}",
-                                                  "false positive rate", "true positive rate",
-                                                  diagonal=True))
-                charts.insert(1, plots.line_chart(pr, f"precision-recall · {dataset}",
-                                                  "recall", "precision", diagonal=True))
-        return ('<section id="curves"><h2>ROC, PR and confusion matrices</h2>'
-                '<div class="charts">' + "".join(charts) + "</div></section>")
-
-    @staticmethod
-    def _training(paths: Sequence[str | Path]) -> str:
-        charts = []
-        for path in map(Path, paths):
-            records = [r for r in _read_jsonl(path) if "step" in r]
-            keys = sorted({k for r in records for k, v in r.items()
-                           if k != "step" and isinstance(v, (int, float))
-                           and ("loss" in k or k.startswith("eval_"))})
-            for group in ([k for k in keys if "loss" in k], [k for k in keys if "loss" not in k]):
-                series = {k: ([r["step"] for r in records if k in r],
-                              [float(r[k]) for r in records if k in r]) for k in group}
-                if series:
-                    charts.append(plots.line_chart(series, f"{path.parent.name}/{path.name}",
-                                                   "step", ", ".join(group)[:40]))
-        return ('<section id="training"><h2>Training curves</h2><div class="charts">'
-                + "".join(charts) + "</div></section>")
-
-    @staticmethod
-    def _pareto(reports: Sequence[str | Path | tuple[str, str | Path]]) -> str:
-        parts = ['<section id="compression"><h2>Compression: accuracy vs latency vs size</h2>']
-        for group, points in _compression_groups(reports).items():
-            front = [p for p in points if not any(
-                q != p and q[1] <= p[1] and q[2] >= p[2] and q[3] <= p[3] for q in points)]
-            rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{_number(a)}</td>"
-                           f"<td>{_number(lat)}</td><td>{_number(s)}</td>"
-                           f"<td>{'yes' if (n, lat, a, s) in front else ''}</td></tr>"
-                           for n, lat, a, s in points)
-            title = "accuracy vs latency (marker area = size)" + (f" · {group}" if group else "")
-            parts.append((f"<h3>{html.escape(group)}</h3>" if group else "")
-                         + plots.scatter_chart(points, title, "latency (ms)", "accuracy")
-                         + "<table><tr><th>variant</th><th>accuracy</th><th>latency_ms</th>"
-                           "<th>size_bytes</th><th>Pareto front</th></tr>" + rows + "</table>")
-        return "".join(parts) + "</section>"
-
-    @staticmethod
-    def _provenance(config: Mapping[str, Any] | None, data_files: Sequence[str | Path]) -> str:
-        rows = "".join(f"<tr><td>{html.escape(str(p))}</td><td><code>{sha256sum(p)}</code></td>"
-                       f"</tr>" for p in data_files)
-        config_text = (html.escape(json.dumps(config, indent=2, default=str), quote=False)
-                       if config else "")
-        return ('<section id="provenance"><h2>Provenance</h2>'
-                f"<p>hyena-glt {html.escape(__version__)}, generated "
-                f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}</p>"
-                + (f"<table><tr><th>data file</th><th>SHA-256</th></tr>{rows}</table>"
-                   if rows else "")
-                + (f"<h3>Config</h3><pre>{config_text}</pre>" if config_text else "")
-                + "</section>")
+    def _template() -> jinja2.Template:
+        environment = jinja2.Environment(
+            loader=jinja2.PackageLoader("hyena_glt.evaluation", "templates"),
+            autoescape=True, undefined=jinja2.StrictUndefined)
+        return environment.get_template("report.html.j2")
