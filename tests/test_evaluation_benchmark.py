@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,8 +187,10 @@ def test_cli_benchmark_on_presplit_shards_then_report(promoters_path, tmp_path):
     assert main(["report", "--results", str(out / "results.parquet"), "--predictions",
                  str(out / "predictions.parquet"), "--data-file", str(promoters_path),
                  "--config", str(model_dir / "config.json"), "--out", str(report)]) == 0
-    page = report.read_text()
+    page = html.unescape(report.read_text())
     assert "kmer_baseline" in page and "ROC" in page and '"d_model": 16' in page
+    scorecard = page.split('id="scorecard"')[1].split("</table>")[0]
+    assert "<td class=\"text\">tiny</td>" in scorecard  # the best (only) Hyena-GLT model
     assert main(["benchmark", "--name", "p", "--model", "no-equals-sign", "--train",
                  str(tmp_path / "shards/train"), "--test", str(tmp_path / "shards/test"),
                  "--out", str(tmp_path / "bad")]) == 2
