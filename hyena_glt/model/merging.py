@@ -234,10 +234,10 @@ class DynamicMergingLayer(nn.Module):
             starts = torch.ones(batch, length + 1, dtype=torch.bool, device=hidden.device)
         else:
             candidates = scores > self.threshold
-            if self.calibrated:  # never calibrated: evenly spaced closes (tensor ops, exportable)
-                candidates = torch.where(self.calibration_steps == 0,
-                                         self._even_candidates(length, hidden.device),
-                                         candidates)
+            if self.calibrated:  # never calibrated: evenly spaced closes (tensor ops, exportable
+                fresh = self.calibration_steps == 0  # with logical ops onnxruntime implements)
+                candidates = (candidates & ~fresh) | (
+                    self._even_candidates(length, hidden.device) & fresh)
             starts = patch_starts(candidates, self.min_patch_size, self.max_patch_size)
             if self.training and self.calibrated:
                 self._calibrate(scores, real, starts[:, :length])

@@ -269,10 +269,20 @@ class HyenaGLTTrainer:
         """Restore everything :meth:`save_checkpoint` wrote; training continues from there.
 
         Raises:
-            TrainingError: unreadable checkpoint, or one written with another curriculum
-                plan, world size, seed or schedule length (resuming would silently differ).
+            TrainingError: unreadable checkpoint, one of another model (weights of other
+                shapes), or one written with another curriculum plan, world size, seed or
+                schedule length (resuming would silently differ).
         """
-        data = load_training_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        try:
+            data = load_training_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        except RuntimeError as err:
+            if isinstance(err, TrainingError):
+                raise
+            # PyTorch's load_state_dict: "size mismatch for ..." (another architecture).
+            raise TrainingError(f"{path}: the checkpoint there belongs to another model "
+                                f"({str(err).splitlines()[-1].strip()}); give this run its own "
+                                f"output_dir, or delete {self.output_dir} to start afresh"
+                                ) from None
         expected = {"plan": self._plan(), "world_size": self.context.world_size,
                     "objective": self.objective, "seed": self.config.seed,
                     "total_steps": self.total_steps}
