@@ -71,7 +71,8 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigurationError(f"{path}: cannot read the config file ({err})") from None
+        reason = " ".join(str(err).split())  # YAML's message spans lines: keep to one
+        raise ConfigurationError(f"{path}: cannot read the config file ({reason})") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path}: expected a mapping of config fields")
     return data
@@ -92,7 +93,9 @@ def config_fields(args: argparse.Namespace) -> dict[str, Any]:
         try:
             fields[name.strip()] = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigurationError(f"--set {setting!r}: unreadable value ({err})") from None
+            reason = " ".join(str(err).split())
+            raise ConfigurationError(f"--set {setting!r}: unreadable value ({reason}); quote "
+                                     "text values") from None
     return fields
 
 

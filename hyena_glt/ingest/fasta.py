@@ -118,8 +118,11 @@ def _header_line(path: Path, name: str) -> int | None:
 def character_hint(error: TokenizationError, alphabet: str) -> str:
     """What a user does about a character outside ``alphabet``: the CLI options, named."""
     character = str(getattr(error, "character", ""))
-    protein = tokenizer_from_name("protein").alphabet
-    if alphabet in ("dna", "rna") and character.upper() in protein:
+    nucleic = {*tokenizer_from_name("dna").alphabet, *tokenizer_from_name("rna").alphabet}
+    amino_acids = set(tokenizer_from_name("protein").alphabet) - nucleic
+    if alphabet == "rna" and character.upper() == "T":
+        return "for DNA sequences use --alphabet dna"
+    if alphabet in ("dna", "rna") and character.upper() in amino_acids:
         return (f"{character!r} is an amino acid: for a protein FASTA use --alphabet protein; "
                 f"else --unknown replace reads it as N")
     unknown = UNKNOWN_RESIDUE.get(alphabet, "N")
@@ -258,7 +261,7 @@ def ingest_fasta(
     tokenizer = tokenizer if tokenizer is not None else tokenizer_from_name(alphabet)
     if reverse_complement and not hasattr(tokenizer, "reverse_complement_ids"):
         raise ConfigurationError(f"reverse_complement needs a nucleic-acid alphabet, not "
-                                 f"{alphabet!r}")
+                                 f"{alphabet!r}: drop --reverse-complement for proteins")
     unknown_id = tokenizer.encode(UNKNOWN_RESIDUE.get(alphabet, "N"))[0]
     counts = {"records": 0, "residues": 0, "windows": 0, "dropped_n": 0}
     record_sources: dict[str, str] = {}
@@ -281,8 +284,9 @@ def ingest_fasta(
         if counts["windows"] == 0:
             raise DataError(f"no window written: {counts['records']} record(s), "
                             f"{counts['dropped_n']} window(s) over max_n_fraction="
-                            f"{max_n_fraction}; records shorter than window={window} need "
-                            "min_length", path=paths[0])
+                            f"{max_n_fraction} (--max-n-fraction); records shorter than "
+                            f"window={window} need min_length (--min-length N keeps a final "
+                            "window of at least N residues)", path=paths[0])
         writer.metadata["counts"] = counts
     logger.info("wrote %s: %s", out_dir, counts)
     return counts

@@ -241,7 +241,10 @@ def ingest_table(
            else pa.Array.from_pandas(frame[c]) for c in passthrough},
     }
     table = pa.table(columns)
-    parts = _split_rows(frame, labels, task, split, split_column, seed)
+    try:
+        parts = _split_rows(frame, labels, task, split, split_column, seed)
+    except ConfigurationError as err:
+        raise ConfigurationError(f"{path}: {err}") from None
     params = {"table": str(path), "alphabet": alphabet, "sequence_column": sequence_column,
               "label_column": label_column, "task": task, "id_column": id_column,
               "split": split, "split_column": split_column, "seed": seed}
