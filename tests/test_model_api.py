@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hyena_glt.config import HyenaGLTConfig
+from hyena_glt.data import GenomicDataset, ProteinTokenizer
 from hyena_glt.errors import ConfigurationError, HyenaGLTWarning, ModelError
 from hyena_glt.model import (
     HyenaGLTForCausalLM,
@@ -80,7 +81,7 @@ def test_fine_tuned_heads_are_not_dropped_silently(tmp_path):
 
 
 def test_protein_task_on_a_dna_model_is_refused_at_construction(isolated_registry):
-    from hyena_glt.training import FineTuner
+    from hyena_glt.training import FineTuner, HyenaGLTTrainer
 
     with pytest.raises(ConfigurationError, match=r"alphabet_size=22.*protein") as error:
         FineTuner(pretrained_model="hyena-glt-base", task_type="protein_function",
@@ -94,6 +95,11 @@ def test_protein_task_on_a_dna_model_is_refused_at_construction(isolated_registr
     protein = HyenaGLTForSequenceClassification(tiny_config(task_type="protein_function",
                                                             alphabet_size=33))
     assert protein(torch.randint(7, 33, (1, 20))).logits.shape == (1, 3)
+    generic = HyenaGLTForSequenceClassification(tiny_config(alphabet_size=33, rc_average=True))
+    proteins = GenomicDataset(sequences=["MKTLLLTLL", "MSDNELQK"], labels=[0, 1],
+                              tokenizer=ProteinTokenizer())
+    with pytest.raises(ConfigurationError, match="amino acids have no complement"):
+        HyenaGLTTrainer(generic, train_dataset=proteins)
 
 
 def test_left_padding_is_refused_where_it_would_change_results():

@@ -41,6 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
 from ..config import HyenaGLTConfig
+from ..data.tokenizers import ProteinTokenizer
 from ..errors import ConfigurationError, TrainingError
 from ..io import atomic_directory
 from ..progress import Progress
@@ -136,6 +137,11 @@ class HyenaGLTTrainer:
         if not isinstance(self.config, HyenaGLTConfig):
             raise ConfigurationError("HyenaGLTTrainer needs config= (a HyenaGLTConfig) when the "
                                      "model has no .config")
+        data_tokenizer = tokenizer or getattr(train_dataset, "tokenizer", None)
+        if getattr(model, "config", self.config).rc_average and isinstance(data_tokenizer,
+                                                                             ProteinTokenizer):
+            raise ConfigurationError("rc_average=True on protein data (ProteinTokenizer): "
+                                     "amino acids have no complement; set rc_average=False")
         for name, value in (("max_steps", max_steps), ("log_steps", log_steps),
                             ("eval_steps", eval_steps), ("save_steps", save_steps),
                             ("early_stopping_patience", early_stopping_patience)):
