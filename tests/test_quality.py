@@ -42,6 +42,10 @@ def test_quick_run_writes_results_and_summary(tmp_path: Path, shared_data: Path)
         for model, rows in group.groupby("model"):
             metrics = set(rows["metric"])
             assert {"accuracy", "f1_macro", "auroc"} <= metrics, (task, model)
+            primary = "auroc" if task == "promoters" else "f1_macro"  # multiloc: 10 classes
+            low, high = (rows.set_index("metric")["value"][f"{primary}_ci_{end}"]
+                         for end in ("low", "high"))
+            assert low <= rows.set_index("metric")["value"][primary] <= high
             scores = rows[rows["metric"].isin(["accuracy", "f1_macro", "auroc"])]["value"]
             assert scores.between(0, 1).all(), (task, model)
             assert (rows["train_s"] >= 0).all()

@@ -88,17 +88,19 @@ def test_kmer_orf_baseline_is_far_better_than_constant(cds, tokenizer, tmp_path)
     train_ids, train_labels = cds.stacked(train)
     test_ids, test_labels = cds.stacked(test)
     model = OrfKmerLogisticRegression().fit(train_ids, train_labels)
-    metrics = cds.score(model.predict_proba(test_ids), test_labels.reshape(-1))
+    metrics = cds.score(model.predict_proba(test_ids), test_labels)
     majority = max(test_labels.mean(), 1 - test_labels.mean())
     assert metrics["accuracy"] > majority + 0.25
     assert metrics["f1"] > 0.85 and metrics["auroc"] > 0.9
+    # the interval resamples whole windows and holds the pooled value
+    assert metrics["auroc_ci_low"] < metrics["auroc"] < metrics["auroc_ci_high"]
 
 
 def test_quick_run_gives_tidy_rows(cds, tmp_path):
     rows = cds.run(seed=0, quick=True, out_dir=tmp_path)
     assert {(r["task"], r["model"], r["metric"]) for r in rows} == {
         (task, model, metric) for task in cds.TASKS for model in cds.MODELS
-        for metric in ("f1", "accuracy", "auroc")}
+        for metric in ("f1", "accuracy", "auroc", "auroc_ci_low", "auroc_ci_high")}
     for row in rows:
         assert set(row) == {"task", "model", "seed", "metric", "value", "train_s", "n_train",
                             "n_test", "note"}

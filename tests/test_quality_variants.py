@@ -42,4 +42,7 @@ def test_quick_run_scores_every_model_out_of_fold(shared_data, tmp_path):
     assert set(rows["task"]) == {"brca1_lof"}
     auroc = rows[rows["metric"] == "auroc"].set_index("model")["value"]
     assert auroc.between(0, 1).all() and len(auroc) == 3
+    values = rows.set_index(["model", "metric"])["value"]
+    for model in auroc.index:  # intervals resample whole 100-bp position bins
+        assert values[model, "auroc_ci_low"] <= auroc[model] <= values[model, "auroc_ci_high"]
     assert (rows["n_test"] == variants.QUICK["variants"]).all()

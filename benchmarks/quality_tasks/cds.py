@@ -54,6 +54,7 @@ from hyena_glt.data import GenomeAnnotationDataset
 from hyena_glt.data.datasets import IGNORE_INDEX
 from hyena_glt.data.shards import read_manifest, read_table
 from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
+from hyena_glt.evaluation.bootstrap import bootstrap_metric
 from hyena_glt.evaluation.metrics import GenomicMetrics
 from hyena_glt.evaluation.token_baselines import (
     OrfKmerLogisticRegression,
@@ -259,13 +260,18 @@ def train_hyena(train: Dataset, val: Dataset, settings: HyenaSettings, seed: int
 
 # --- the task ----------------------------------------------------------------------------------
 def score(probability: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """F1 of the CDS class, accuracy and AUROC over labelled bases."""
+    """F1 of the CDS class, accuracy and AUROC over labelled bases of ``labels (N, L)``, and
+    the 95% bootstrap interval of AUROC resampling whole windows (the report's bootstrap)."""
+    windows = np.repeat(np.arange(len(labels)), labels.shape[1])
+    labels = labels.reshape(-1)
     keep = labels != IGNORE_INDEX
     p, y = probability[keep], labels[keep]
     metrics = GenomicMetrics().classification(np.stack([1 - p, p], 1), y,
                                               label_names=["other", "CDS"])
+    interval = bootstrap_metric("auroc", y, p, windows[keep])
     return {"f1": float(metrics["f1/CDS"]), "accuracy": float(metrics["accuracy"]),
-            "auroc": float(metrics.get("auroc", float("nan")))}
+            "auroc": float(metrics.get("auroc", float("nan"))),
+            "auroc_ci_low": interval.low, "auroc_ci_high": interval.high}
 
 
 def fit_and_predict(name: str, train: BalancedLabels, val: Dataset, test_ids: np.ndarray,
@@ -311,7 +317,7 @@ def run(seed: int, quick: bool, out_dir: Path, hyena: HyenaSettings | None = Non
             probability = fit_and_predict(name, train, val, test_ids, seed, quick, hyena,
                                           out_dir / f"{task}_{name}_seed{seed}")
             train_s = time.perf_counter() - started
-            metrics = score(probability, labels)
+            metrics = score(probability, test_labels)
             logger.info("%s %s seed %d: %s (%.0f s)", task, name, seed, metrics, train_s)
             rows += make_rows(task, name, seed, metrics, train_s=train_s, n_train=n_train,
                               n_test=int((labels != IGNORE_INDEX).sum()), note=note)

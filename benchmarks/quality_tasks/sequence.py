@@ -36,6 +36,7 @@ from hyena_glt.data.tokenizers import CharTokenizer, tokenizer_from_name
 from hyena_glt.errors import DataError
 from hyena_glt.evaluation import GenomicMetrics
 from hyena_glt.evaluation.baselines import CNNBaseline, KmerLogisticRegression
+from hyena_glt.evaluation.bootstrap import bootstrap_metric, primary_metric
 from hyena_glt.evaluation.models import TorchSequenceClassifier
 from hyena_glt.model import HyenaGLTForSequenceClassification
 from hyena_glt.training import FineTuner, HyenaGLTTrainer, seed_everything
@@ -164,11 +165,17 @@ def fixed_split(frame: pd.DataFrame, quick: bool = False) -> tuple[Split, Split]
 
 
 def score(probabilities: np.ndarray, split: Split) -> dict[str, float]:
-    """Accuracy, macro F1 and AUROC (binary, or one-vs-rest mean) on ``split``."""
+    """Accuracy, macro F1 and AUROC (binary, or one-vs-rest mean) on ``split``, and the 95%
+    bootstrap interval of the primary metric (the report's, :mod:`hyena_glt.evaluation.bootstrap`:
+    AUROC for two classes, macro F1 for more), resampling sequences."""
     results = GenomicMetrics().classification(probabilities, split.labels,
                                               label_names=split.label_names)
-    return {name: float(results[name]) for name in ("accuracy", "f1_macro", "auroc")
-            if name in results}
+    metrics = {name: float(results[name]) for name in ("accuracy", "f1_macro", "auroc")
+               if name in results}
+    primary = primary_metric("sequence_classification", probabilities.shape[1])
+    interval = bootstrap_metric(primary, split.labels, probabilities,
+                                np.arange(len(split.labels)))
+    return {**metrics, f"{primary}_ci_low": interval.low, f"{primary}_ci_high": interval.high}
 
 
 def _dataset(split: Split, tokenizer: CharTokenizer, max_length: int) -> GenomicDataset:

@@ -29,13 +29,14 @@ from torch.utils.data import Subset
 
 from hyena_glt.data import VariantEffectDataset
 from hyena_glt.data.shards import read_table
+from hyena_glt.evaluation.bootstrap import bootstrap_metric
 from hyena_glt.evaluation.variant_baselines import ContextLogisticRegression, context_features
 from hyena_glt.evaluation.variant_effect import (
     position_group_folds,
     predict_variant_effects,
     score_variants,
 )
-from hyena_glt.ingest.vcf import ingest_variants, variants_from_table
+from hyena_glt.ingest.vcf import ingest_variants, position_bins, variants_from_table
 from hyena_glt.model import HyenaGLTForCausalLM
 from hyena_glt.training import FineTuner, resolve_model, seed_everything
 
@@ -97,8 +98,10 @@ def run(seed: int, quick: bool, out_dir: Path) -> list[dict]:
 
     def report(model: str, scores: np.ndarray, train_s: float, note: str) -> None:
         per_fold = [_auroc(labels[test], scores[test]) for _, test in folds]
+        interval = bootstrap_metric("auroc", labels, scores, position_bins(positions))
         metrics = {"auroc": _auroc(labels, scores), "auroc_fold_mean": float(np.mean(per_fold)),
-                   "auroc_fold_std": float(np.std(per_fold))}
+                   "auroc_fold_std": float(np.std(per_fold)), "auroc_ci_low": interval.low,
+                   "auroc_ci_high": interval.high}
         logger.info("brca1 %s seed %d: %s", model, seed, metrics)
         rows.extend(make_rows("brca1_lof", model, seed, metrics, train_s=train_s,
                               n_train=n - n // len(folds), n_test=n, note=note))
