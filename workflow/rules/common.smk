@@ -105,6 +105,14 @@ TASKS["objective"] = [
     OBJECTIVE_BY_TYPE.get(kind, objective)
     for kind, objective in zip(TASKS["type"].tolist(), TASKS["objective"].tolist())
 ]
+#: Rows of the optional predict sheet (models applied to the user's files; rules/predict.smk).
+PREDICTIONS = (
+    load_sheet(config["predict"], "../schemas/predict.schema.yaml", "name")
+    if config.get("predict")
+    else pd.DataFrame(columns=["name", "model", "input", "kind"]).set_index(
+        "name", drop=False
+    )
+)
 
 
 def names_regex(names):
@@ -496,6 +504,12 @@ def repeated(option, paths):
 REPORT = "results/report/hyena_glt_report.html"
 
 
+def prediction_outputs():
+    """Output folders of the predict sheet's rows."""
+    return [f"results/predictions/{name}" for name in PREDICTIONS.index]
+
+
 def final_outputs():
-    """What `snakemake` builds by default: the report, and through it every stage."""
-    return [REPORT]
+    """What `snakemake` builds by default: the report, and through it every stage, and the
+    predict sheet's outputs."""
+    return [REPORT, *prediction_outputs()]
