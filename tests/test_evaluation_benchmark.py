@@ -209,3 +209,33 @@ def test_cli_benchmark_fits_the_cnn_with_the_task_alphabet(shared_data, tmp_path
     results = pd.read_parquet(out / "results.parquet")
     assert set(results["model"]) == {"cnn_baseline"}
     assert results.loc[results["metric"] == "accuracy", "value"].between(0, 1).all()
+
+
+def test_regression_task_beside_the_kmer_ridge_baseline(promoters_path, tmp_path):
+    """Real-valued labels (each promoter's GC fraction): a torch regressor and the k-mer ridge
+    baseline get regression metrics, timings and value predictions the report can score."""
+    from hyena_glt.evaluation import PerformanceAnalyzer
+    from hyena_glt.evaluation.baselines import KmerRidgeRegression
+    from hyena_glt.evaluation.bootstrap import BootstrapSettings
+    from hyena_glt.model import HyenaGLTForRegression
+
+    table = pd.read_csv(promoters_path).sample(120, random_state=0)
+    sequences = table["sequence"].str.upper().tolist()
+    gc = [(s.count("G") + s.count("C")) / len(s) for s in sequences]
+    pd.DataFrame({"sequence": sequences, "label": gc}).to_csv(tmp_path / "gc.csv", index=False)
+    torch.manual_seed(0)
+    regressor = HyenaGLTForRegression(tiny_classifier().config.replace(
+        task_type="regression", num_classes=1))
+    benchmark = ModelBenchmark({"hyena": regressor, "kmer_baseline": KmerRidgeRegression()},
+                               [tmp_path / "gc.csv"], latency_repeats=2)
+    results = benchmark.run()
+    assert set(results["metric"]) == {"mse", "r2", "spearman_rho"}
+    values = results.set_index(["model", "metric"])["value"]
+    assert values["kmer_baseline", "spearman_rho"] > 0.9  # k-mer counts carry the GC content
+    assert (results["latency_ms"] > 0).all()
+    predictions = benchmark.predictions_table()
+    assert "prediction" in predictions and set(predictions["task_type"]) == {"regression"}
+    page = html.unescape(PerformanceAnalyzer(bootstrap=BootstrapSettings(50)).generate_report(
+        results, tmp_path / "r.html", predictions=predictions).read_text())
+    scorecard = page.split('id="scorecard"')[1].split("</table>")[0]
+    assert "spearman_rho" in scorecard and "kmer_baseline" in scorecard

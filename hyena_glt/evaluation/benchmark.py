@@ -49,6 +49,7 @@ from hyena_glt.evaluation.models import (
     stored_size_bytes,
 )
 from hyena_glt.evaluation.predictions import predictions_frame
+from hyena_glt.evaluation.regression import TorchSequenceRegressor
 from hyena_glt.io import atomic_file
 
 __all__ = ["BenchmarkTask", "ModelBenchmark", "METRIC_ALIASES", "LabelledSequences",
@@ -73,7 +74,7 @@ class LabelledSequences:
 
     sequences: list[str]
     labels: np.ndarray
-    label_names: list[str]
+    label_names: list[str] | None
     tokenizer: CharTokenizer
 
 
@@ -96,12 +97,15 @@ def _decode_rows(values: np.ndarray, offsets: np.ndarray, tokenizer: CharTokeniz
                                                    strict=True)]
 
 
-def read_labelled_sequences(data: str | Path | GenomicDataset) -> LabelledSequences:
-    """A classification data set as text: a "table" shard directory, a CSV/TSV/Parquet with
+def read_labelled_sequences(data: str | Path | GenomicDataset,
+                            regression: bool = False) -> LabelledSequences:
+    """A labelled data set as text: a "table" shard directory, a CSV/TSV/Parquet with
     ``sequence`` and ``label``, or a :class:`GenomicDataset` (truncated to its ``max_length``).
+    Class labels become int64 ids with their names; with ``regression``, real-valued labels
+    are read as float64 values (``label_names`` None).
 
     Raises:
-        DataError: unreadable data, no labels, or regression labels.
+        DataError: unreadable data, no labels, or regression labels without ``regression``.
     """
     if isinstance(data, GenomicDataset):
         dataset, source, max_length = data, "dataset", data.max_length
@@ -109,6 +113,11 @@ def read_labelled_sequences(data: str | Path | GenomicDataset) -> LabelledSequen
         source = str(data)
         dataset = GenomicDataset(data_path=data, max_length=None, padding=None)
         max_length = None
+    if dataset.labels is not None and dataset.label2id is None and regression:
+        return LabelledSequences(
+            _decode_rows(dataset.values, dataset.offsets, dataset.tokenizer, max_length,
+                         source), np.asarray(dataset.labels, dtype=np.float64), None,
+            dataset.tokenizer)
     if dataset.labels is None or dataset.label2id is None:
         raise DataError("a benchmark needs class labels (this data has "
                         f"{'none' if dataset.labels is None else 'regression values'})",
@@ -132,8 +141,8 @@ def complete_label_names(names: list[str] | None, num_classes: int) -> list[str]
 
 
 def _align_labels(test: LabelledSequences, names: list[str], source: str) -> np.ndarray:
-    """Test class ids re-expressed in the training part's class names."""
-    if test.label_names == names:
+    """Test class ids re-expressed in the training part's class names (values as they are)."""
+    if test.label_names == names or names is None:
         return test.labels
     unknown = sorted(set(test.label_names) - set(names))
     if unknown:
@@ -148,7 +157,8 @@ def _subsample(part: LabelledSequences, max_rows: int | None, seed: int) -> Labe
     if max_rows is None or max_rows >= len(part.labels):
         return part
     keep, _ = train_test_split(np.arange(len(part.labels)), train_size=max_rows,
-                               stratify=part.labels, random_state=seed)
+                               stratify=part.labels if part.label_names else None,
+                               random_state=seed)
     keep = np.sort(keep)
     return LabelledSequences([part.sequences[i] for i in keep], part.labels[keep],
                              part.label_names, part.tokenizer)
@@ -161,11 +171,12 @@ def _task_name(data: str | Path) -> str:
 
 @dataclass
 class BenchmarkTask:
-    """A classification data set in a train and a test part, shared by every model.
+    """A labelled data set in a train and a test part, shared by every model.
 
-    Sequences are strings; ``train_labels`` and ``test_labels`` are ``(N,)`` int64 class ids
-    (N = that part's number of sequences). ``train_sequences`` is empty for a test-only task
-    (models that need ``fit`` refuse it).
+    Sequences are strings; ``train_labels`` and ``test_labels`` are ``(N,)`` int64 class ids,
+    or float64 values of a regression task (``label_names`` None; N = that part's number of
+    sequences). ``train_sequences`` is empty for a test-only task (models that need ``fit``
+    refuse it).
     """
 
     name: str
@@ -176,6 +187,13 @@ class BenchmarkTask:
     label_names: list[str] | None = None
     source: str | None = None
     tokenizer: CharTokenizer | None = None
+
+    @property
+    def task_type(self) -> str:
+        """``"regression"`` for real-valued labels, else ``"sequence_classification"``."""
+        regression = self.label_names is None and np.issubdtype(self.test_labels.dtype,
+                                                                np.floating)
+        return "regression" if regression else "sequence_classification"
 
     @classmethod
     def from_split(cls, train: str | Path | GenomicDataset, test: str | Path | GenomicDataset,
@@ -190,8 +208,8 @@ class BenchmarkTask:
         Raises:
             DataError: unreadable data, or test classes that the training part lacks.
         """
-        train_part = _subsample(read_labelled_sequences(train), max_rows, seed)
-        test_part = _subsample(read_labelled_sequences(test), max_rows, seed)
+        train_part = _subsample(read_labelled_sequences(train, regression=True), max_rows, seed)
+        test_part = _subsample(read_labelled_sequences(test, regression=True), max_rows, seed)
         test_labels = _align_labels(test_part, train_part.label_names, str(test))
         default = _task_name(test) if not isinstance(test, GenomicDataset) else "dataset"
         return cls(name or default, train_part.sequences, train_part.labels,
@@ -202,7 +220,7 @@ class BenchmarkTask:
     def from_dataset(cls, test: str | Path | GenomicDataset, name: str | None = None
                      ) -> BenchmarkTask:
         """A test-only task (as in API.md: ``ModelBenchmark(models, [test_dataset], ...)``)."""
-        part = read_labelled_sequences(test)
+        part = read_labelled_sequences(test, regression=True)
         default = _task_name(test) if not isinstance(test, GenomicDataset) else "dataset"
         return cls(name or default, [], np.zeros(0, dtype=np.int64), part.sequences,
                    part.labels, part.label_names, str(test), part.tokenizer)
@@ -213,10 +231,11 @@ class BenchmarkTask:
         """Stratified split of one labelled table or shard directory (``max_rows``: a
         stratified subsample first). For data a fine-tuned model was trained on use
         :meth:`from_split` with the same parts instead."""
-        part = _subsample(read_labelled_sequences(path), max_rows, random_state)
+        part = _subsample(read_labelled_sequences(path, regression=True), max_rows,
+                          random_state)
         train_x, test_x, train_y, test_y = train_test_split(
-            part.sequences, part.labels, test_size=test_size, stratify=part.labels,
-            random_state=random_state)
+            part.sequences, part.labels, test_size=test_size,
+            stratify=part.labels if part.label_names else None, random_state=random_state)
         return cls(name or _task_name(path), list(train_x), train_y, list(test_x), test_y,
                    part.label_names, str(path), part.tokenizer)
 
@@ -232,22 +251,27 @@ def machine_name() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs"
 
 
-def _timings(models: Mapping[str, Any], batch: list[str], repeats: int
+def _predict(model: Any, sequences: list[str], regression: bool) -> np.ndarray:
+    """``(N,)`` values of a regressor (``predict``) or ``(N, C)`` class probabilities."""
+    return np.asarray(model.predict(sequences) if regression else model.predict_proba(sequences))
+
+
+def _timings(models: Mapping[str, Any], batch: list[str], repeats: int, regression: bool
              ) -> dict[str, tuple[float, float]]:
-    """``{model: (median ms, interquartile range ms)}`` of one ``predict_proba(batch)`` call.
+    """``{model: (median ms, interquartile range ms)}`` of one prediction call on ``batch``.
 
     Calls are interleaved (every round times each model once, in a rotating order) after a
     warm-up of each, so load from other processes falls on every model alike.
     """
     names = list(models)
     for name in names:
-        models[name].predict_proba(batch)  # warm-up
+        _predict(models[name], batch, regression)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(repeats):
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            models[name].predict_proba(batch)
+            _predict(models[name], batch, regression)
             times[name].append(1000 * (time.perf_counter() - start))
     return {name: (float(np.median(values)),
                    float(np.subtract(*np.percentile(values, [75, 25]))))
@@ -266,6 +290,20 @@ def _as_task(data: Any) -> BenchmarkTask:
     raise ConfigurationError(f"cannot benchmark on a {type(data).__name__}: pass a "
                              "BenchmarkTask, a GenomicDataset, a (train, test) pair or a table "
                              "path")
+
+
+def _wrapped(model: Any, tokenizer: CharTokenizer) -> Any:
+    """A torch module as a predictor of sequences; anything else as it is."""
+    if not isinstance(model, torch.nn.Module):
+        return model
+    if getattr(getattr(model, "config", None), "task_type", None) == "regression":
+        return TorchSequenceRegressor(model, tokenizer)
+    return TorchSequenceClassifier(model, tokenizer)
+
+
+#: Metrics of :class:`ModelBenchmark` when none are named, by task type.
+DEFAULT_METRICS = {"sequence_classification": ["accuracy", "f1_macro", "auroc"],
+                   "regression": ["mse", "r2", "spearman_rho"]}
 
 
 def _unique_names(tasks: list[BenchmarkTask]) -> list[BenchmarkTask]:
@@ -297,34 +335,35 @@ class ModelBenchmark:
 
     Args:
         models: ``{name: model}`` or a list (named by their ``name`` attribute or class, made
-            unique). Each has ``predict_proba(sequences) -> (N, C)`` and ``parameters()``; a model
-            with ``fit`` is trained on each task's train part first (baselines); a torch module
-            is wrapped in :class:`TorchSequenceClassifier` with the first task's tokenizer.
+            unique). Each has ``parameters()`` and ``predict_proba(sequences) -> (N, C)``, or for
+            regression tasks ``predict(sequences) -> (N,)``; a model with ``fit`` is trained on
+            each task's train part first (baselines); a torch module is wrapped in
+            :class:`TorchSequenceClassifier` (:class:`TorchSequenceRegressor` when its config's
+            task type is regression) with the first task's tokenizer.
         datasets: :class:`BenchmarkTask` objects, :class:`GenomicDataset` objects (test-only
             tasks, as in API.md), ``(train, test)`` pairs of paths or datasets
             (:meth:`BenchmarkTask.from_split`), or table paths (split by
             :meth:`BenchmarkTask.from_table`).
-        metrics: GenomicMetrics classification keys or aliases (``f1``, ``auc``, ...).
+        metrics: GenomicMetrics keys or aliases (``f1``, ``auc``, ...); default accuracy,
+            macro F1 and AUROC for classification, MSE, R² and Spearman for regression.
         batch_size: sequences per call for the latency measurement.
         latency_repeats: timed rounds after the warm-up (median and interquartile range).
 
-    After :meth:`run`, ``predictions`` maps ``(model, dataset)`` to ``(probs (N, C) float,
-    targets (N,) int64)``.
+    After :meth:`run`, ``predictions`` maps ``(model, dataset)`` to ``(probs (N, C) float or
+    values (N,), targets (N,))``.
     """
 
     def __init__(self, models: Mapping[str, Any] | Sequence[Any],
                  datasets: Sequence[BenchmarkTask | GenomicDataset | tuple | str | Path],
-                 metrics: Sequence[str] = ("accuracy", "f1", "auc"), batch_size: int = 32,
+                 metrics: Sequence[str] | None = None, batch_size: int = 32,
                  latency_repeats: int = 10) -> None:
         models = _named(models)
         if not models or not datasets:
             raise ConfigurationError("ModelBenchmark needs at least one model and one dataset")
         self.tasks = _unique_names([_as_task(d) for d in datasets])
         tokenizer = self.tasks[0].tokenizer or DNATokenizer()
-        self.models = {name: (TorchSequenceClassifier(m, tokenizer)
-                              if isinstance(m, torch.nn.Module) else m)
-                       for name, m in models.items()}
-        self.metrics = [METRIC_ALIASES.get(m, m) for m in metrics]
+        self.models = {name: _wrapped(m, tokenizer) for name, m in models.items()}
+        self.metrics = None if metrics is None else [METRIC_ALIASES.get(m, m) for m in metrics]
         self.batch_size, self.latency_repeats = batch_size, latency_repeats
         self.predictions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -335,6 +374,8 @@ class ModelBenchmark:
         machine, threads = machine_name(), torch.get_num_threads()
         for task in self.tasks:
             values = {}
+            regression = task.task_type == "regression"
+            metrics = self.metrics or DEFAULT_METRICS[task.task_type]
             for name, model in self.models.items():
                 if hasattr(model, "fit"):
                     if not task.train_sequences:
@@ -344,17 +385,19 @@ class ModelBenchmark:
                     logger.info("fitting %s on %s (%d sequences)", name, task.name,
                                 len(task.train_sequences))
                     model.fit(task.train_sequences, task.train_labels)
-                probs = np.asarray(model.predict_proba(task.test_sequences))
-                self.predictions[(name, task.name)] = (probs, task.test_labels)
-                values[name] = scorer.compute_all(
-                    probs, task.test_labels, "sequence_classification",
-                    label_names=complete_label_names(task.label_names, probs.shape[1]))
-                unknown = [m for m in self.metrics if m not in values[name]]
+                output = _predict(model, task.test_sequences, regression)
+                self.predictions[(name, task.name)] = (output, task.test_labels)
+                values[name] = (scorer.regression(output, task.test_labels) if regression else
+                                scorer.compute_all(output, task.test_labels,
+                                                   "sequence_classification",
+                                                   label_names=complete_label_names(
+                                                       task.label_names, output.shape[1])))
+                unknown = [m for m in metrics if m not in values[name]]
                 if unknown:
                     raise ConfigurationError(f"unknown metric(s) {unknown}; available: "
                                              f"{sorted(k for k in values[name] if '/' not in k)}")
             batch = task.test_sequences[:self.batch_size]
-            timings = _timings(self.models, batch, self.latency_repeats)
+            timings = _timings(self.models, batch, self.latency_repeats, regression)
             for name, model in self.models.items():
                 parameters = model.parameters()
                 latency_ms, spread = timings[name]
@@ -365,17 +408,18 @@ class ModelBenchmark:
                          "threads": threads, "machine": machine}
                 rows += [{"model": name, "dataset": task.name, "metric": metric,
                           "value": float(values[name][metric]), **costs}
-                         for metric in self.metrics]
+                         for metric in metrics]
                 logger.info("%s on %s: %s, %.1f ms per batch", name, task.name,
-                            {m: round(values[name][m], 4) for m in self.metrics}, latency_ms)
+                            {m: round(values[name][m], 4) for m in metrics}, latency_ms)
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def predictions_table(self) -> pd.DataFrame:
         """Test predictions in the format of :mod:`hyena_glt.evaluation.predictions`: one row
         per model and test sequence (``unit`` and ``position`` = the sequence's index)."""
-        return pd.concat([predictions_frame(name, task, "sequence_classification", targets,
-                                            probs, np.arange(len(targets)))
-                          for (name, task), (probs, targets) in self.predictions.items()],
+        kinds = {task.name: task.task_type for task in self.tasks}
+        return pd.concat([predictions_frame(name, task, kinds[task], targets, output,
+                                            np.arange(len(targets)))
+                          for (name, task), (output, targets) in self.predictions.items()],
                          ignore_index=True)
 
 

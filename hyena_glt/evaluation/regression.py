@@ -9,6 +9,8 @@ R², Pearson, Spearman) of the predictions against the labels of a "table" shard
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from hyena_glt.data.datasets import GenomicDataset, collate_batch
+from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
 from hyena_glt.errors import DataError
 from hyena_glt.evaluation.metrics import GenomicMetrics
-from hyena_glt.evaluation.models import model_max_length
+from hyena_glt.evaluation.models import TorchSequenceClassifier, model_max_length
 
-__all__ = ["evaluate_regressor"]
+__all__ = ["evaluate_regressor", "TorchSequenceRegressor"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +62,35 @@ def evaluate_regressor(model: Any, data: str | Path | GenomicDataset, batch_size
     logger.info("regression: %s", {k: round(v, 4) for k, v in metrics.items()
                                    if k in ("mse", "r2", "spearman_rho")})
     return metrics
+
+
+@dataclass
+class TorchSequenceRegressor:
+    """``predict(sequences) -> (N,)`` over a torch regressor whose output has
+    ``.logits (B, 1)`` (the first output of a multi-output head), as the benchmark drives it.
+
+    ``max_length=None`` truncates to the model's ``config.sequence_length``.
+    """
+
+    model: torch.nn.Module
+    tokenizer: CharTokenizer = field(default_factory=DNATokenizer)
+    max_length: int | None = None
+    batch_size: int = 64
+
+    @torch.no_grad()
+    def predict(self, sequences: Sequence[str]) -> np.ndarray:
+        """``(N,)`` predicted values."""
+        self.model.eval()
+        max_length = self.max_length or model_max_length(self.model)
+        values = []
+        for start in range(0, len(sequences), self.batch_size):
+            batch = self.tokenizer.batch_encode(list(sequences[start:start + self.batch_size]),
+                                                max_length=max_length)
+            output = self.model(batch["input_ids"], batch["attention_mask"])
+            logits = output.logits if hasattr(output, "logits") else output
+            values.append(logits.float().reshape(len(logits), -1)[:, 0].numpy())
+        return np.concatenate(values)
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """Stored tensors, counted as for every torch model of the benchmark."""
+        return TorchSequenceClassifier(self.model).parameters()
