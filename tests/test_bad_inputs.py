@@ -13,11 +13,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from hyena_glt.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))  
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
@@ -377,6 +380,10 @@ def pretrain(tmp: Path, assets: dict, *extra: str, data: str = "windows") -> lis
     return ["pretrain", "--data", str(assets["root"] / data), "--out", out(tmp), *extra]
 
 
+def pretrain_with(tmp: Path, assets: dict, options: tuple[str, ...]) -> list[str]:
+    return pretrain(tmp, assets, *options)
+
+
 for name, setting, named in [
     ("set-text-number", "learning_rate=abc", ("HyenaGLTConfig.learning_rate='abc'",
                                                "not a number")),
@@ -395,8 +402,7 @@ for name, setting, named in [
                                                     "unreadable value")),
     ("set-list-for-number", "d_model=[64, 128]", ("d_model=[64, 128]", "not an integer")),
 ]:
-    CASES[name] = ((lambda setting: lambda tmp, assets: pretrain(tmp, assets, "--set", setting))
-                   (setting), named)
+    CASES[name] = (partial(pretrain_with, options=("--set", setting)), named)
 
 
 @case("config-missing-file", "no.yaml", "cannot read the config file")
@@ -451,8 +457,7 @@ for name, option, value in [("pretrain-shuffle-buffer", "--shuffle-buffer", "-1"
                             ("pretrain-log-steps", "--log-steps", "0"),
                             ("pretrain-threads", "--threads", "0"),
                             ("pretrain-device", "--device", "tpu")]:
-    CASES[name] = ((lambda option, value: lambda tmp, assets: pretrain(tmp, assets, option, value))
-                   (option, value), (option,))
+    CASES[name] = (partial(pretrain_with, options=(option, value)), (option,))
 
 
 @case("pretrain-table-shards", "'windows' shard directory", "ingest fasta")
@@ -479,6 +484,10 @@ def finetune(tmp: Path, assets: dict, *extra: str, train: str = "table",
             str(assets["root"] / train), "--task-type", task, "--out", out(tmp), *extra]
 
 
+def finetune_with(tmp: Path, assets: dict, options: tuple[str, ...]) -> list[str]:
+    return finetune(tmp, assets, *options)
+
+
 for name, option, value in [("finetune-head-lr-negative", "--head-lr", "-0.01"),
                             ("finetune-head-lr-zero", "--head-lr", "0"),
                             ("finetune-backbone-lr-zero", "--backbone-lr", "0"),
@@ -486,9 +495,7 @@ for name, option, value in [("finetune-head-lr-negative", "--head-lr", "-0.01"),
                             ("finetune-epochs-zero", "--epochs", "0"),
                             ("finetune-num-classes-zero", "--num-classes", "0"),
                             ("finetune-max-length-zero", "--max-length", "0")]:
-    CASES[name] = ((lambda option, value: lambda tmp, assets: finetune(tmp, assets, option,
-                                                                       value))(option, value),
-                   (option,))
+    CASES[name] = (partial(finetune_with, options=(option, value)), (option,))
 
 
 @case("finetune-sequence-task-on-annotation", "annotation", "'annotation' shards",
@@ -598,6 +605,11 @@ def _(tmp, assets):
             "--val", str(assets["val"]), "--out", out(tmp)]
 
 
+def compress_with(tmp: Path, assets: dict, argv: list[str]) -> list[str]:
+    return [argv[0], str(assets["root"] / "classifier"), "--val", str(assets["val"]), "--out",
+            out(tmp), *argv[1:]]
+
+
 for name, argv in [
     ("prune-sparsity", ["prune", "--sparsity", "1.5"]),
     ("prune-iterations", ["prune", "--iterations", "0"]),
@@ -612,11 +624,15 @@ for name, argv in [
     ("quantize-type", ["quantize", "--type", "int4"]),
     ("quantize-max-length", ["quantize", "--max-length", "-5"]),
 ]:
-    CASES[name] = ((lambda argv: lambda tmp, assets: [
-        argv[0], str(assets["root"] / "classifier"), "--val", str(assets["val"]), "--out",
-        out(tmp), *argv[1:]])(argv), (argv[1],))
+    CASES[name] = (partial(compress_with, argv=argv), (argv[1],))
 
 # evaluation options (the parser's types) -----------------------------------------------------
+
+
+def fixed(tmp: Path, assets: dict, argv: list[str]) -> list[str]:
+    return argv
+
+
 for name, argv in [
     ("evaluate-batch-size", ["evaluate", "--model", "m", "--data", "d", "--out", "o.csv",
                              "--batch-size", "0"]),
@@ -627,7 +643,7 @@ for name, argv in [
     ("score-variants-batch-size", ["score-variants", "--model", "m", "--variants", "v",
                                    "--out", "o", "--batch-size", "-1"]),
 ]:
-    CASES[name] = ((lambda argv: lambda tmp, assets: argv)(argv), (argv[-2],))
+    CASES[name] = (partial(fixed, argv=argv), (argv[-2],))
 
 
 def files_under(root: Path) -> set[Path]:
@@ -655,6 +671,86 @@ def test_bad_input_is_one_named_line_with_exit_2_and_leaves_nothing(name, tmp_pa
 
 def test_the_corpus_is_large_enough():
     assert len(CASES) >= 80
+
+
+# --- the workflow config: every wrong value stops `snakemake -n` before any job ------------------
+PROMOTERS = {"task": "promoters", "type": "sequence_classification",
+             "table": str(RESOURCES / "promoters" / "human_nontata_promoters.test_subset2000.csv.gz")}
+BRCA1_LOF = {"task": "brca1_lof", "type": "variant_effect",
+             "table": str(RESOURCES / "variants" / "brca1_sge_variants.csv.gz"),
+             "label_column": "label_lof", "chrom": "ref_brca1", "pos_column": "pos_in_ref_brca1",
+             "reference": str(RESOURCES / "variants" / "ref_brca1.fa.gz")}
+GENOMES = [{"genome": "chloroplast", "fasta": str(RESOURCES / "genomes" / "NC_000932.1.fa.gz")},
+           {"genome": "sars_cov_2", "fasta": str(RESOURCES / "genomes" / "NC_045512.2.fa.gz")}]
+
+#: id -> (config changes as (section, key) -> value, task rows, strings the error must name).
+WORKFLOW_CASES = {
+    "unknown-model-field": ({("pretrain", "model"): {"d_model": 64, "colour": "blue"}},
+                            [PROMOTERS], ["pretrain.model", "colour"]),
+    "model-text-number": ({("pretrain", "model"): {"learning_rate": "fast"}}, [PROMOTERS],
+                          ["pretrain.model", "learning_rate='fast'"]),
+    "overrides-batch-size-zero": ({("finetune", "overrides"): {"batch_size": 0}}, [PROMOTERS],
+                                  ["finetune.overrides", "batch_size=0"]),
+    "by-task-type-unknown-field": (
+        {("finetune", "by_task_type"): {"regression": {"overrides": {"lr": 1}}}}, [PROMOTERS],
+        ["finetune.by_task_type.regression.overrides", "field(s): lr"]),
+    "curriculum-longer-than-windows": ({("pretrain", "curriculum"): "512:1,4096:1",
+                                        ("pretrain", "model"): {"sequence_length": 4096}},
+                                       [PROMOTERS], ["stage length 4096",
+                                                     "ingest.genomes.window=2048"]),
+    "curriculum-longer-than-model": ({("pretrain", "curriculum"): "512:1,2048:1",
+                                      ("pretrain", "model"): {"sequence_length": 1024}},
+                                     [PROMOTERS], ["pretrain.model.sequence_length=1024"]),
+    "curriculum-zero": ({("pretrain", "curriculum"): "0:1"}, [PROMOTERS],
+                        ["curriculum"]),
+    "wrong-label-column": ({}, [{**PROMOTERS, "label_column": "class"}],
+                           ["task 'promoters'", "label_column 'class'",
+                            "its columns: sequence, label"]),
+    "wrong-sequence-column": ({}, [{**PROMOTERS, "sequence_column": "seq"}],
+                              ["sequence_column 'seq'"]),
+    "wrong-variant-pos-column": ({}, [{**BRCA1_LOF, "pos_column": "position"}],
+                                 ["task 'brca1_lof'", "pos_column 'position'"]),
+}
+
+
+def run_dry(tmp: Path, changes: dict, tasks: list[dict]) -> subprocess.CompletedProcess:
+    import yaml
+
+    from workflow_configs import write_sheet
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for (section, key), value in changes.items():
+        config[section][key] = value
+    for key in [k for k, v in config.items() if isinstance(v, str) and v.endswith(".tsv")]:
+        del config[key]  # optional sheets (their relative paths do not hold in tmp)
+    config["genomes"] = str(write_sheet(tmp / "genomes.tsv", GENOMES))
+    config["tasks"] = str(write_sheet(tmp / "tasks.tsv", tasks))
+    config["pretrain"]["held_out_genomes"] = ["sars_cov_2"]
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = Path(sys.executable).parent / "snakemake"
+    return subprocess.run([str(snakemake), "--snakefile", str(REPO / "workflow" / "Snakefile"),
+                           "-n", "--cores", "1", "--configfile", str(tmp / "config.yaml"),
+                           "--directory", str(tmp)], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOW_CASES))
+def test_a_wrong_workflow_setting_stops_the_dry_run_naming_it(name, tmp_path):
+    changes, tasks, named = WORKFLOW_CASES[name]
+    result = run_dry(tmp_path, changes, tasks)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-2000:]
+    assert "Building DAG" not in output  # stopped while the workflow was read
+    for text in named:
+        assert text in output, f"{text!r} not in: {output[-2000:]}"
+    assert not (tmp_path / "results").exists()
+
+
+def test_numbers_in_exponent_form_pass_the_workflow_checks(tmp_path):
+    result = run_dry(tmp_path, {("pretrain", "model"): {"learning_rate": "2e-3", "d_model": 64},
+                                ("finetune", "overrides"): {"learning_rate": "1e-3"}},
+                     [PROMOTERS])
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 # --- inputs that used to give a silent wrong answer: now the right one --------------------------

@@ -432,7 +432,12 @@ def test_profiles_resolve_as_documented(monkeypatch):
 
 @pytest.mark.slow
 def test_a_failing_job_leaves_its_error_in_its_log_and_no_output(tmp_path):
-    bad_column = {**PROMOTERS, "label_column": "no_such_column"}
+    # A wrong column name now stops the DAG (tests/test_bad_inputs.py); a bad character in a
+    # sequence is only found by the ingest job, which reads every row.
+    table = tmp_path / "bad.csv"
+    table.write_text("sequence,label\n" + "".join(f"ACGTACGT,{i % 2}\n" for i in range(20))
+                     + "ACJTACGT,1\n")
+    bad_column = {**PROMOTERS, "table": str(table)}
     path = write_config(tmp_path, example_config(), [SARS_COV_2], [bad_column])
     result = run_snakemake(
         "--cores",
@@ -447,7 +452,7 @@ def test_a_failing_job_leaves_its_error_in_its_log_and_no_output(tmp_path):
     assert result.returncode != 0
     assert "logs/ingest/tasks/promoters.log" in output
     log = (tmp_path / "logs" / "ingest" / "tasks" / "promoters.log").read_text()
-    assert "no_such_column" in log and "human_nontata_promoters.test_subset2000.csv.gz" in log
+    assert "invalid DNA character 'J'" in log and "bad.csv: line 22" in log
     assert not list((tmp_path / "results" / "ingest" / "tasks").rglob("manifest.json"))
 
 
