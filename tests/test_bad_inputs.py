@@ -20,7 +20,7 @@ import pytest
 
 from hyena_glt.cli import main
 
-sys.path.insert(0, str(Path(__file__).parent))  
+sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
@@ -715,7 +715,6 @@ WORKFLOW_CASES = {
 
 def run_dry(tmp: Path, changes: dict, tasks: list[dict]) -> subprocess.CompletedProcess:
     import yaml
-
     from workflow_configs import write_sheet
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
