@@ -20,7 +20,6 @@ import pytest
 
 from hyena_glt.cli import main
 
-sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
