@@ -20,7 +20,6 @@ import pytest
 
 from hyena_glt.cli import main
 
-
 REPO = Path(__file__).resolve().parents[1]
 RESOURCES = REPO / "resources"
 
