@@ -21,7 +21,8 @@ from ..errors import HyenaGLTError
 __all__ = ["main", "build_parser"]
 
 #: Stage modules, in pipeline order; each provides ``register(subparsers)``.
-COMMAND_MODULES = ("init", "ingest", "pretrain", "finetune", "evaluate", "compress", "predict")
+COMMAND_MODULES = ("init", "ingest", "pretrain", "finetune", "evaluate", "compress", "predict",
+                   "import_hyenadna")
 
 #: Exit status for errors caused by the user's input or settings (as opposed to bugs).
 EXIT_USER_ERROR = 2

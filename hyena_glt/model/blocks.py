@@ -31,12 +31,17 @@ def run_block(block: nn.Module, x: torch.Tensor, attention_mask: torch.Tensor | 
 
 
 class MLP(nn.Module):
-    """Position-wise ``Linear -> GELU -> Linear`` with a 4x expansion: ``(..., d) -> (..., d)``."""
+    """Position-wise ``Linear -> GELU -> Linear`` with a 4x expansion: ``(..., d) -> (..., d)``.
 
-    def __init__(self, d_model: int, expansion: int = 4, dropout: float = 0.0) -> None:
+    ``gelu_approximate="tanh"`` is the GELU of HyenaDNA's (and GPT-2's) MLP, for imported
+    checkpoints; the exact GELU otherwise.
+    """
+
+    def __init__(self, d_model: int, expansion: int = 4, dropout: float = 0.0,
+                 gelu_approximate: str = "none") -> None:
         super().__init__()
         self.fc_in = nn.Linear(d_model, expansion * d_model)
-        self.activation = nn.GELU()
+        self.activation = nn.GELU(approximate=gelu_approximate)
         self.fc_out = nn.Linear(expansion * d_model, d_model)
         self.dropout = nn.Dropout(dropout)
 
@@ -45,17 +50,18 @@ class MLP(nn.Module):
 
 
 class HyenaBlock(nn.Module):
-    """Pre-norm residual Hyena block (arguments as :class:`HyenaOperator`)."""
+    """Pre-norm residual Hyena block (arguments as :class:`HyenaOperator` and :class:`MLP`)."""
 
     def __init__(self, d_model: int, l_max: int, order: int = 2, filter_order: int = 64,
                  short_filter_order: int = 3, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, filter_shift: float = 0.0,
+                 gelu_approximate: str = "none") -> None:
         super().__init__()
         self.norm_mixer = nn.LayerNorm(d_model)
         self.mixer = HyenaOperator(d_model, l_max, order, filter_order, short_filter_order,
-                                   dropout, bidirectional)
+                                   dropout, bidirectional, filter_shift)
         self.norm_mlp = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model, dropout=dropout)
+        self.mlp = MLP(d_model, dropout=dropout, gelu_approximate=gelu_approximate)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -85,10 +85,13 @@ class ImplicitFilter(nn.Module):
         filter_order: width of the MLP.
         emb_dim: positional features (odd).
         num_inner_layers: hidden ``Linear -> Sin`` layers after the first.
+        w: initial frequency of the sine activations.
+        shift: added to the decay, so no tap decays below it (HyenaDNA: 0.05).
     """
 
     def __init__(self, channels: int, n_filters: int, l_max: int, filter_order: int = 64,
-                 emb_dim: int = 5, num_inner_layers: int = 2, w: float = 1.0) -> None:
+                 emb_dim: int = 5, num_inner_layers: int = 2, w: float = 1.0,
+                 shift: float = 0.0) -> None:
         super().__init__()
         self.channels, self.n_filters = channels, n_filters
         self.pos_emb = PositionalEmbedding(emb_dim, l_max)
@@ -97,7 +100,7 @@ class ImplicitFilter(nn.Module):
             layers += [nn.Linear(filter_order, filter_order), Sin(filter_order, w)]
         layers.append(nn.Linear(filter_order, channels * n_filters, bias=False))
         self.mlp = nn.Sequential(*layers)
-        self.modulation = ExponentialModulation(channels * n_filters)
+        self.modulation = ExponentialModulation(channels * n_filters, shift=shift)
 
     def forward(self, length: int) -> torch.Tensor:
         """``length`` -> float32 filters ``(n_filters, channels, length)``.

@@ -60,11 +60,12 @@ class HyenaOperator(nn.Module):
         dropout: dropout on the gated streams.
         bidirectional: two-sided long filters and a centred short filter (encoder use);
             otherwise causal: output ``t`` depends on inputs ``<= t`` only.
+        filter_shift: floor added to the filters' exponential decay (HyenaDNA uses 0.05).
     """
 
     def __init__(self, d_model: int, l_max: int, order: int = 2, filter_order: int = 64,
                  short_filter_order: int = 3, dropout: float = 0.0,
-                 bidirectional: bool = False) -> None:
+                 bidirectional: bool = False, filter_shift: float = 0.0) -> None:
         super().__init__()
         if order < 2:
             raise ValueError(f"Hyena order must be >= 2, got {order}")
@@ -74,7 +75,7 @@ class HyenaOperator(nn.Module):
         self.short_filter = ShortDepthwiseConv(width, short_filter_order, centred=bidirectional)
         n_long = order - 1
         self.filter = ImplicitFilter(d_model, n_long * (2 if bidirectional else 1), l_max,
-                                     filter_order)
+                                     filter_order, shift=filter_shift)
         self.skip = nn.Parameter(torch.randn(n_long, d_model, 1))  # the D term of each filter
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)

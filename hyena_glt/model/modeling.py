@@ -19,6 +19,7 @@ from ..errors import ConfigurationError, HyenaGLTWarning, ModelError
 from .blocks import HyenaBlock, run_block
 from .embeddings import HashNGramEmbedding
 from .generation import generate
+from .hyenadna_layout import hyenadna_block_options
 from .heads import (
     RegressionHead,
     SequenceClassificationHead,
@@ -57,17 +58,21 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
     def __init__(self, config: HyenaGLTConfig) -> None:
         super().__init__(config)
         c = config
+        # An imported HyenaDNA checkpoint: its n_layers blocks in a row (no merging, no global
+        # stack, no skip around it), with HyenaDNA's tanh GELU and filter decay floor.
+        imported = hyenadna_block_options(c)
         self.embeddings = HashNGramEmbedding(c.alphabet_size, c.d_model, c.vocab_size,
                                              c.ngram_sizes, c.dropout)
         self.local_encoder = nn.ModuleList(
             HyenaBlock(c.d_model, c.sequence_length, c.hyena_order, c.filter_order,
-                       c.conv_kernel_size, c.dropout) for _ in range(c.local_encoder_layers))
+                       c.conv_kernel_size, c.dropout, **(imported or {}))
+            for _ in range(c.n_layers if imported else c.local_encoder_layers))
         # threshold=None: calibrated to merge_ratio (see DynamicMergingLayer for how they combine)
         self.merging = DynamicMergingLayer(
             c.d_model, c.merge_ratio, None, c.merge_mode, c.min_patch_size,
             c.max_patch_size, c.alphabet_size, causal=not c.bidirectional,
         ) if c.use_dynamic_merging else None
-        self.global_stack = StrippedHyenaOperator(
+        self.global_stack = None if imported else StrippedHyenaOperator(
             c.d_model, c.sequence_length, c.hyena_order, c.num_heads, c.n_layers,
             c.attention_layer_indices, c.filter_order, c.conv_kernel_size, c.dropout,
             c.bidirectional)
@@ -76,6 +81,8 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
                        c.conv_kernel_size, c.dropout, c.bidirectional)
             for _ in range(c.local_decoder_layers))
         self.final_norm = nn.LayerNorm(c.d_model)
+        #: Recompute block activations in the backward pass (see ``run_block``).
+        self.gradient_checkpointing = False
         # getattr: configs written before HyenaGLTConfig.gradient_checkpointing existed
         if getattr(c, "gradient_checkpointing", False):
             self.gradient_checkpointing_enable()
@@ -110,14 +117,16 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
         x = self.embeddings(input_ids)
         if hidden is not None:
             hidden.append(x)
-        checkpointing = self.global_stack.gradient_checkpointing
+        checkpointing = self.gradient_checkpointing
         for block in self.local_encoder:
             x, _ = run_block(block, x, attention_mask, checkpointing=checkpointing)
             if hidden is not None:
                 hidden.append(x)
         local = x
         boundaries = num_patches = aux_loss = None
-        if self.merging is None:
+        if self.global_stack is None:  # an imported HyenaDNA stack
+            x = local
+        elif self.merging is None:
             x = local + self.global_stack(local, attention_mask, hidden, attentions)
         else:
             merged = self.merging(local, attention_mask, input_ids)
