@@ -644,6 +644,11 @@ for name, argv in [
     CASES[name] = (partial(fixed, argv=argv), (argv[-2],))
 
 
+@case("report-empty-results", "empty.csv", "0-byte")
+def _(tmp, assets):
+    return ["report", "--results", str(write(tmp / "empty.csv", "")), "--out", out(tmp)]
+
+
 def files_under(root: Path) -> set[Path]:
     return set(root.rglob("*"))
 

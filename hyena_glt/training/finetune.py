@@ -198,7 +198,11 @@ class FineTuner:
             The fine-tuned model (the best validation weights when there is validation data).
         """
         self._check_labels(train_dataset)
-        config = self.config.replace(learning_rate=self.backbone_lr)
+        # The learning rates and strategy go into config.json, so a model says how it was tuned.
+        recipe = {"strategy": self.strategy, "backbone_lr": self.backbone_lr,
+                  "head_lr": self.head_lr}
+        config = self.config.replace(learning_rate=self.backbone_lr,
+                                     extra={**self.config.extra, "finetune": recipe})
         if num_epochs is not None:
             config = config.replace(num_epochs=num_epochs)
         names = getattr(train_dataset, "id2label", None)
