@@ -140,9 +140,9 @@ def test_gradient_checkpointing_gives_the_plain_gradients():
         model = HyenaGLTForCausalLM(config).train()
         if checkpointing:
             model.gradient_checkpointing_enable()
-        calls = []
+        calls: list[int] = []
         model.backbone.global_stack.layers[0].mixer.register_forward_hook(
-            lambda *args: calls.append(1))
+            lambda *args, calls=calls: calls.append(1))
         torch.manual_seed(1)
         model(ids, labels=ids).loss.backward()
         assert len(calls) == (2 if checkpointing else 1)  # recomputed in the backward pass

@@ -8,6 +8,7 @@ from .blocks import AttentionBlock, HyenaBlock
 from .embeddings import HashNGramEmbedding
 from .fftconv import fft_conv
 from .filters import ImplicitFilter
+from .generation import generate
 from .heads import (
     RegressionHead,
     SequenceClassificationHead,
@@ -16,7 +17,6 @@ from .heads import (
 )
 from .hyena import HyenaOperator
 from .merging import DynamicMergingLayer, HyenaDynamicLayer, MergeResult
-from .generation import generate
 from .modeling import (
     PROTEIN_ALPHABET_SIZE,
     HyenaGLTForCausalLM,

@@ -19,13 +19,13 @@ from ..errors import ConfigurationError, HyenaGLTWarning, ModelError
 from .blocks import HyenaBlock, run_block
 from .embeddings import HashNGramEmbedding
 from .generation import generate
-from .hyenadna_layout import hyenadna_block_options
 from .heads import (
     RegressionHead,
     SequenceClassificationHead,
     TokenClassificationHead,
     VariantEffectHead,
 )
+from .hyenadna_layout import hyenadna_block_options
 from .merging import DynamicMergingLayer
 from .outputs import (
     CausalLMOutput,
