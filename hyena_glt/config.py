@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import typing
@@ -97,6 +98,12 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise ConfigurationError(f"{where}={value!r} is not a mapping")
         return dict(value)
     return value
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """HyenaGLTConfig's field annotations, evaluated once (they are strings here)."""
+    return typing.get_type_hints(HyenaGLTConfig)
 
 
 def check_config_fields(fields: Mapping[str, Any], where: str,
@@ -194,7 +201,7 @@ class HyenaGLTConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _field_types()
         for spec in dataclasses.fields(self):
             setattr(self, spec.name, _coerce(spec.name, getattr(self, spec.name),
                                              hints[spec.name]))
