@@ -86,3 +86,30 @@ def test_variant_task_with_context_baseline(shared_data, tmp_path):
         roc_auc_score(baseline["target"], baseline["score"]))
     assert results["context_baseline", "auroc"] > 0.5  # better than chance (0.64 on all SGE)
     assert np.isfinite(results["finetuned", "auroc"])
+
+
+def test_regression_table_with_kmer_ridge_baseline(shared_data, tmp_path):
+    """A regression task (GC fraction) evaluated beside the k-mer ridge baseline, with
+    per-example predictions; a classifying-only baseline is refused by name."""
+    from hyena_glt.model import HyenaGLTForRegression
+
+    promoters = shared_data / "genomic_benchmarks" / "human_nontata_promoters" / "test.csv.gz"
+    table = pd.read_csv(promoters).sample(160, random_state=0)
+    table["sequence"] = table["sequence"].str.upper()
+    table["label"] = table["sequence"].map(lambda s: (s.count("G") + s.count("C")) / len(s))
+    table.iloc[:120].to_csv(tmp_path / "train.csv", index=False)
+    table.iloc[120:].to_csv(tmp_path / "test.csv", index=False)
+    model_dir = HyenaGLTForRegression(_tiny(task_type="regression", num_classes=1)
+                                      ).save_pretrained(tmp_path / "regressor")
+    out, predictions = tmp_path / "results.csv", tmp_path / "predictions.parquet"
+    assert main(["evaluate", "--model", f"finetuned={model_dir}", "--data",
+                 str(tmp_path / "test.csv"), "--train", str(tmp_path / "train.csv"),
+                 "--baselines", "all", "--dataset", "gc", "--out", str(out),
+                 "--predictions-out", str(predictions)]) == 0
+    rows = pd.read_parquet(predictions)
+    assert set(rows["model"]) == {"finetuned", "kmer_baseline"} and "prediction" in rows
+    results = pd.read_csv(out).set_index(["model", "metric"])["value"]
+    assert results["kmer_baseline", "spearman_rho"] > 0.8
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(tmp_path / "test.csv"),
+                 "--train", str(tmp_path / "train.csv"), "--baselines", "cnn",
+                 "--out", str(tmp_path / "x.csv")]) == 2

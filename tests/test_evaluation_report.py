@@ -133,6 +133,7 @@ def test_scorecard_has_a_row_with_intervals_and_a_verdict_per_task(report):
         assert verdict in ("better", "worse", "no significant difference")
     assert rows["promoters"][:5] == ["promoters", "sequence_classification", "300", "auroc",
                                      "finetuned"]
+    assert rows["chloroplast_cds"][2] == "3,072 (12 windows)"  # bases in whole windows
     assert rows["chloroplast_cds"][6] == "orf_kmer_baseline"
     assert rows["chloroplast_cds"][9] == "worse" and rows["promoters"][9] == "better"
     # The verdict's interval is the paired bootstrap of the same two models.

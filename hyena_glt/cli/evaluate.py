@@ -129,16 +129,17 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scores-out", type=Path, default=None,
                         help="variants: also write the per-variant score table here")
     parser.add_argument("--train", type=Path, default=None, metavar="DATA",
-                        help="annotation/variants: the training part the baselines are fit on "
-                        "(the one the models were fine-tuned on)")
+                        help="the training part the baselines are fit on (the one the models "
+                        "were fine-tuned on)")
     parser.add_argument("--baselines", default="none",
                         help="comma-separated baselines fit on --train: orf_kmer, cnn "
-                        "(annotation), context (variants), all (those that apply) or none")
+                        "(annotation), context (variants), kmer, cnn (tables; regression: "
+                        "kmer), all (those that apply) or none")
     parser.add_argument("--cnn-epochs", type=positive_int, default=5, help="per-base CNN baseline")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="baseline seed")
     parser.add_argument("--predictions-out", type=Path, default=None, metavar="FILE",
-                        help="annotation/variants: per-example test predictions of every "
-                        "model and baseline (the report's intervals and figures)")
+                        help="per-example test predictions of every model and baseline (the "
+                        "report's intervals and figures)")
     add_threads_option(parser)
     parser.set_defaults(func=_run_evaluate)
 
@@ -150,31 +151,41 @@ def _data_kind(path: Path) -> str:
     return read_manifest(path)["kind"] if path.is_dir() else "table"
 
 
-def _evaluate_table(args: argparse.Namespace, model_dir: Path) -> dict:
-    """Sequence classification, or regression when the labels are real values."""
+def _evaluate_table(args: argparse.Namespace, name: str, model_dir: Path, dataset: str
+                    ) -> tuple[dict, Any]:
+    """Sequence classification, or regression when the labels are real values; metrics and
+    per-example predictions."""
+    import numpy as np
+
     from ..data.datasets import GenomicDataset
     from ..evaluation.benchmark import complete_label_names, read_labelled_sequences
     from ..evaluation.metrics import GenomicMetrics
     from ..evaluation.models import load_classifier, load_model
+    from ..evaluation.predictions import predictions_frame
 
-    dataset = GenomicDataset(data_path=args.data, max_length=None, padding=None)
-    if dataset.labels is not None and dataset.label2id is None:
-        from ..evaluation.regression import evaluate_regressor
+    data = GenomicDataset(data_path=args.data, max_length=None, padding=None)
+    if data.labels is not None and data.label2id is None:
+        from ..evaluation.regression import predict_regressor
 
         model = load_model(model_dir, "HyenaGLTForRegression")
-        return evaluate_regressor(model, args.data, args.batch_size, args.max_length)
-    data = read_labelled_sequences(dataset)
-    classifier = load_classifier(model_dir, data.tokenizer, args.max_length, args.batch_size)
-    probs = classifier.predict_proba(data.sequences)
-    return GenomicMetrics().compute_all(
-        probs, data.labels, "sequence_classification",
-        label_names=complete_label_names(data.label_names, probs.shape[1]))
+        values, targets = predict_regressor(model, args.data, args.batch_size, args.max_length)
+        metrics = {**GenomicMetrics().regression(values, targets), "n_samples": len(targets)}
+        return metrics, predictions_frame(name, dataset, "regression", targets[:, 0],
+                                          values[:, 0], np.arange(len(targets)))
+    part = read_labelled_sequences(data)
+    classifier = load_classifier(model_dir, part.tokenizer, args.max_length, args.batch_size)
+    probs = classifier.predict_proba(part.sequences)
+    metrics = GenomicMetrics().compute_all(
+        probs, part.labels, "sequence_classification",
+        label_names=complete_label_names(part.label_names, probs.shape[1]))
+    return metrics, predictions_frame(name, dataset, "sequence_classification", part.labels,
+                                      probs, np.arange(len(part.labels)))
 
 
 def _evaluate_model(args: argparse.Namespace, name: str, model_dir: Path, kind: str,
                     dataset: str) -> tuple[dict, Any]:
     """All metrics of one model on ``args.data`` (a shard directory of ``kind`` or a table),
-    and its per-example predictions (annotation and variants; else None)."""
+    and its per-example predictions."""
     from ..errors import DataError, ModelError
     from ..evaluation import predictions
     from ..evaluation.models import load_model
@@ -209,7 +220,7 @@ def _evaluate_model(args: argparse.Namespace, name: str, model_dir: Path, kind: 
                                               probs, window, position)
         return token_metrics(probs, target, window, args.data), frame
     if kind == "table":
-        return _evaluate_table(args, model_dir), None
+        return _evaluate_table(args, name, model_dir, dataset)
     raise DataError(f"cannot evaluate a {kind!r} shard directory; expected variants, "
                     "annotation or table", path=str(args.data))
 
@@ -223,20 +234,20 @@ def _baselines(args: argparse.Namespace, kind: str, dataset: str) -> dict[str, A
         return {}
     if args.train is None:
         raise ConfigurationError("--baselines needs --train (the part they are fit on)")
-    if chosen == ["all"]:
-        chosen = list({"annotation": predictions.TOKEN_BASELINES,
-                       "variants": predictions.VARIANT_BASELINES}.get(kind, ()))
+    allowed = {"annotation": predictions.TOKEN_BASELINES,
+               "variants": predictions.VARIANT_BASELINES}.get(kind) or \
+        predictions.table_baselines(args.data)
+    chosen = list(allowed) if chosen == ["all"] else chosen
+    predictions.check_baselines(chosen, allowed, kind)
     if kind == "annotation":
-        predictions.check_baselines(chosen, predictions.TOKEN_BASELINES, "annotation")
         return {f"{b}_baseline": predictions.token_baseline_predictions(
             b, args.train, args.data, dataset, args.seed, args.cnn_epochs, args.max_length)
             for b in chosen}
     if kind == "variants":
-        predictions.check_baselines(chosen, predictions.VARIANT_BASELINES, "variants")
         return {f"{b}_baseline": predictions.variant_baseline_predictions(
             b, args.train, args.data, dataset, args.seed, args.bin_size) for b in chosen}
-    raise ConfigurationError(f"--baselines: {kind} data takes none here; sequence tables are "
-                             "benchmarked beside their baselines by hyena-glt benchmark")
+    return {f"{b}_baseline": predictions.table_baseline_predictions(
+        b, args.train, args.data, dataset, args.seed, args.cnn_epochs) for b in chosen}
 
 
 def _model_dir(name_or_path: str) -> Path:
@@ -270,11 +281,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         evaluated[name] = (prediction_metrics(frame), frame)
     metrics = {name: values for name, (values, _) in evaluated.items()}
     if args.predictions_out is not None:
-        frames = [frame for _, frame in evaluated.values() if frame is not None]
-        if not frames:
-            raise ConfigurationError("--predictions-out: table data gives no per-example "
-                                     "predictions here; use hyena-glt benchmark")
-        _save_table(pd.concat(frames, ignore_index=True), args.predictions_out)
+        _save_table(pd.concat([frame for _, frame in evaluated.values()], ignore_index=True),
+                    args.predictions_out)
     if args.out.suffix in TABLE_SUFFIXES:
         from ..evaluation.benchmark import tidy_metrics
 

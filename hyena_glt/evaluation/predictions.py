@@ -36,7 +36,8 @@ from hyena_glt.errors import ConfigurationError, DataError, ModelError
 from hyena_glt.evaluation.models import model_max_length
 from hyena_glt.ingest.vcf import position_bins
 
-__all__ = ["TOKEN_BASELINES", "VARIANT_BASELINES", "predictions_frame", "token_predictions",
+__all__ = ["TOKEN_BASELINES", "VARIANT_BASELINES", "TABLE_BASELINES",
+           "table_baseline_predictions", "table_baselines", "predictions_frame", "token_predictions",
            "token_baseline_predictions", "variant_model_predictions", "zero_shot_predictions",
            "variant_baseline_predictions", "check_baselines", "prediction_metrics",
            "score_matrix"]
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 #: Baselines of each task type, by the name the config and ``--baselines`` use.
 TOKEN_BASELINES = ("orf_kmer", "cnn")
 VARIANT_BASELINES = ("context",)
+TABLE_BASELINES = ("kmer", "cnn")
 VALIDATION_EVERY = 5  # every 5th training window picks the per-base CNN's epoch
 
 
@@ -250,3 +252,39 @@ def variant_baseline_predictions(name: str, train: str | Path, test: str | Path,
                              np.asarray(test_set.labels),
                              model.predict_proba(context_features(test_set, decode)),
                              position_bins(positions, bin_size), positions)
+
+
+# --- sequence tables (classification or regression) -------------------------------------------
+def table_baselines(data: str | Path) -> tuple[str, ...]:
+    """Baselines of a sequence table: kmer and cnn for class labels, kmer (ridge) for
+    real-valued ones."""
+    from hyena_glt.data.datasets import GenomicDataset
+
+    labelled = GenomicDataset(data_path=data, max_length=None, padding=None)
+    return ("kmer",) if labelled.label2id is None else TABLE_BASELINES
+
+
+def table_baseline_predictions(name: str, train: str | Path, test: str | Path, dataset: str,
+                               seed: int = 0, cnn_epochs: int = 5) -> pd.DataFrame:
+    """Fit a sequence baseline (``kmer``: k-mer logistic or, for real-valued labels, ridge
+    regression; ``cnn``: the Genomic-Benchmarks CNN, classification only) on the training
+    table and predict the test one."""
+    from hyena_glt.evaluation.baselines import (
+        CNNBaseline,
+        KmerLogisticRegression,
+        KmerRidgeRegression,
+    )
+    from hyena_glt.evaluation.benchmark import BenchmarkTask
+
+    task = BenchmarkTask.from_split(train, test, name=dataset, seed=seed)
+    regression = task.task_type == "regression"
+    check_baselines([name], ("kmer",) if regression else TABLE_BASELINES, task.task_type)
+    if name == "kmer":
+        model = KmerRidgeRegression() if regression else KmerLogisticRegression()
+    else:
+        model = CNNBaseline(epochs=cnn_epochs, seed=seed, tokenizer=task.tokenizer)
+    model.fit(task.train_sequences, task.train_labels)
+    output = (model.predict(task.test_sequences) if regression
+              else model.predict_proba(task.test_sequences))
+    return predictions_frame(f"{name}_baseline", dataset, task.task_type, task.test_labels,
+                             output, np.arange(len(task.test_labels)))

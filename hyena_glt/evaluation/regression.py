@@ -24,16 +24,16 @@ from hyena_glt.errors import DataError
 from hyena_glt.evaluation.metrics import GenomicMetrics
 from hyena_glt.evaluation.models import TorchSequenceClassifier, model_max_length
 
-__all__ = ["evaluate_regressor", "TorchSequenceRegressor"]
+__all__ = ["evaluate_regressor", "predict_regressor", "TorchSequenceRegressor"]
 
 logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def evaluate_regressor(model: Any, data: str | Path | GenomicDataset, batch_size: int = 32,
-                       max_length: int | None = None) -> dict[str, Any]:
-    """Regression metrics of ``model`` on ``data`` (sequences cut to ``max_length``, default
-    the model's ``sequence_length`` or exported length), plus ``n_samples``.
+def predict_regressor(model: Any, data: str | Path | GenomicDataset, batch_size: int = 32,
+                      max_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(predictions (N, K), targets (N, K))`` of ``model`` on ``data`` (sequences cut to
+    ``max_length``, default the model's ``sequence_length`` or exported length).
 
     Raises:
         DataError: the data has class labels or none.
@@ -57,8 +57,15 @@ def evaluate_regressor(model: Any, data: str | Path | GenomicDataset, batch_size
             output = model(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
         predictions.append(output.float().reshape(len(output), -1).numpy())
         targets.append(batch["labels"].float().reshape(len(output), -1).numpy())
-    metrics = GenomicMetrics().regression(np.concatenate(predictions), np.concatenate(targets))
-    metrics["n_samples"] = len(dataset)
+    return np.concatenate(predictions), np.concatenate(targets)
+
+
+def evaluate_regressor(model: Any, data: str | Path | GenomicDataset, batch_size: int = 32,
+                       max_length: int | None = None) -> dict[str, Any]:
+    """Regression metrics of :func:`predict_regressor` output, plus ``n_samples``."""
+    predictions, targets = predict_regressor(model, data, batch_size, max_length)
+    metrics = GenomicMetrics().regression(predictions, targets)
+    metrics["n_samples"] = len(targets)
     logger.info("regression: %s", {k: round(v, 4) for k, v in metrics.items()
                                    if k in ("mse", "r2", "spearman_rho")})
     return metrics

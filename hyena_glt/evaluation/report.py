@@ -62,7 +62,9 @@ def _scorecard_row(scores: TaskScores) -> dict[str, Any]:
     best, baseline = scores.best_model, scores.best_baseline
     delta = scores.delta
     return {"task": scores.task, "task_type": scores.task_type,
-            "n_test": f"{scores.n_test:,}", "primary": scores.primary,
+            "n_test": f"{scores.n_test:,}" + (f" ({scores.n_units:,} {scores.unit}s)"
+                                               if scores.n_units != scores.n_test else ""),
+            "primary": scores.primary,
             "best_model": best or "–", "best_baseline": baseline or "–",
             "model_value": _interval(scores.models[best].intervals[scores.primary]
                                      if best else None),
