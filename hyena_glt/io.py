@@ -36,10 +36,8 @@ def remove_empty(folders: list[Path]) -> None:
     """Remove ``folders`` (deepest first) that are still empty: a failed command leaves no
     empty parent of its output behind."""
     for folder in folders:
-        try:
+        with contextlib.suppress(OSError):  # not empty (another output landed there) or gone
             folder.rmdir()
-        except OSError:  # not empty (another output landed there) or already gone
-            break
 
 
 @contextlib.contextmanager

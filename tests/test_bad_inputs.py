@@ -458,6 +458,15 @@ for name, option, value in [("pretrain-shuffle-buffer", "--shuffle-buffer", "-1"
     CASES[name] = (partial(pretrain_with, options=(option, value)), (option,))
 
 
+@case("pretrain-non-finite-loss", "non-finite loss", "Lower the learning rate")
+def _(tmp, assets):
+    """Fails inside training, after the run directory was made: it must go too."""
+    tiny = ["--set=vocab_size=16", "--set=d_model=16", "--set=n_layers=2", "--set=num_heads=2",
+            "--set=sequence_length=64", "--set=filter_order=8", "--set=batch_size=2"]
+    return pretrain(tmp, assets, *tiny, "--set=learning_rate=1e30", "--set=max_grad_norm=1e38",
+                    "--max-steps", "4", "--threads", "1")
+
+
 @case("pretrain-table-shards", "'windows' shard directory", "ingest fasta")
 def _(tmp, assets):
     return pretrain(tmp, assets, data="table")
