@@ -16,6 +16,7 @@ from .heads import (
     VariantEffectHead,
 )
 from .hyena import HyenaOperator
+from .hyenadna import import_hyenadna
 from .merging import DynamicMergingLayer, HyenaDynamicLayer, MergeResult
 from .modeling import (
     PROTEIN_ALPHABET_SIZE,
@@ -66,6 +67,7 @@ __all__ = [
     "check_task_alphabet",
     "PROTEIN_ALPHABET_SIZE",
     "generate",
+    "import_hyenadna",
     "fft_conv",
     "ImplicitFilter",
     "MultiHeadAttention",
