@@ -153,4 +153,7 @@ def test_gradient_checkpointing_gives_the_plain_gradients():
         # Same operations, recomputed: equal up to float32 summation order (a few ulps).
         torch.testing.assert_close(checkpointed[name], grad, rtol=1e-5, atol=1e-7, msg=name)
     model.gradient_checkpointing_disable()
+    assert not model.backbone.gradient_checkpointing
     assert not model.backbone.global_stack.gradient_checkpointing
+    config.gradient_checkpointing = True  # a HyenaGLTConfig field where the config has it
+    assert HyenaGLTForCausalLM(config).backbone.global_stack.gradient_checkpointing
