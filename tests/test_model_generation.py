@@ -67,3 +67,18 @@ def test_bad_settings_are_refused(lm):
     bidirectional = HyenaGLTForCausalLM(lm.config.replace(bidirectional=True))
     with pytest.raises(ModelError, match="bidirectional"):
         bidirectional.generate(prompt, 2)
+
+
+def test_chunked_logits_equal_the_full_forward_when_the_context_covers_the_prefix(lm):
+    from hyena_glt.model import chunked_logits
+
+    ids = torch.randint(7, 11, (2, 100), generator=torch.Generator().manual_seed(2))
+    full = lm(ids).logits
+    exact = chunked_logits(lm, ids, chunk=30, context=100)
+    assert exact.shape == full.shape
+    torch.testing.assert_close(exact, full, atol=1e-5, rtol=1e-5)
+    short = chunked_logits(lm, ids, chunk=30, context=10)
+    torch.testing.assert_close(short[:, :30], full[:, :30], atol=1e-5, rtol=1e-5)  # 1st window
+    assert (short[:, 30:] - full[:, 30:]).abs().max() > 1e-4  # later ones lost their far past
+    with pytest.raises(ConfigurationError, match="chunk"):
+        chunked_logits(lm, ids, chunk=0)

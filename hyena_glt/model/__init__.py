@@ -5,6 +5,7 @@ Every name of ``shared/API.md``'s model section is importable from here.
 
 from .attention import MultiHeadAttention
 from .blocks import AttentionBlock, HyenaBlock
+from .chunked import chunked_logits
 from .embeddings import HashNGramEmbedding
 from .fftconv import fft_conv
 from .filters import ImplicitFilter
@@ -67,6 +68,7 @@ __all__ = [
     "check_task_alphabet",
     "PROTEIN_ALPHABET_SIZE",
     "generate",
+    "chunked_logits",
     "import_hyenadna",
     "fft_conv",
     "ImplicitFilter",
