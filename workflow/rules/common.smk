@@ -464,6 +464,14 @@ def model_arguments(wildcards, input):
     return quoted(f"--model={name}={input[name]}" for name in names)
 
 
+def task_baselines(wildcards):
+    """Params function: `--baselines` of a task, from evaluate.baselines of its type (a type
+    left out: `all`, every baseline that applies)."""
+    kind = TASKS.loc[wildcards.task, "type"]
+    chosen = config["evaluate"].get("baselines", {}).get(kind, ["all"])
+    return ",".join(chosen) or "none"
+
+
 def variant_max_length(wildcards):
     """`--max-length` of a variant task's paired head, in fine-tuning and evaluation alike."""
     window = config["finetune"].get("variant_window")
@@ -482,18 +490,16 @@ def evaluated_models(wildcards):
 
 
 def report_inputs(wildcards):
+    """Every task's results and per-example predictions, and the training logs
+    (compressed models are timed and scored in the benchmark job of their task)."""
     tasks = list(TASKS.index)
-    sequence_tasks = tasks_of_type("sequence_classification")
     return {
         "results": [evaluation_table(task) for task in tasks],
         "predictions": [
-            f"results/evaluate/{task}/predictions.parquet" for task in sequence_tasks
+            f"results/evaluate/{task}/predictions.parquet" for task in tasks
         ],
         "models": [finetuned_model(task) for task in tasks]
         + ([PRETRAINED] if needs_pretraining() else []),
-        "compressed": [
-            path for task in sequence_tasks for path in compressed_models(task).values()
-        ],
     }
 
 

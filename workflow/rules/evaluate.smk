@@ -1,9 +1,9 @@
-# Evaluation: every model of a task scored on the task's test part, as one tidy table
-# (model, dataset, metric, value) per task. Sequence classifiers are benchmarked beside the
-# baselines, fit on the same train part, with latency, throughput and size measured the same way
-# for every model (compressed ones and the ONNX export included); token classifiers are scored
-# per base; variants by the fine-tuned paired head and zero-shot by the pretrained LM
-# (Δ log-likelihood), side by side.
+# Evaluation: every model of a task scored on the task's test part beside the baselines of its
+# type (evaluate.baselines), fit on the same train part: one tidy table (model, dataset, metric,
+# value) and one per-example predictions table per task, from which the report computes
+# bootstrap intervals and verdicts. Sequence classifiers are also timed, all models of a task in
+# one job, interleaved (compressed ones and the ONNX export included); token classifiers are
+# scored per base; variants by the fine-tuned paired head and zero-shot by the pretrained LM.
 # CPU-only jobs.
 
 EVALUATE = config["evaluate"]
@@ -31,7 +31,7 @@ rule benchmark:
         train=lambda wildcards, input: shard_dir(input.train),
         test=lambda wildcards, input: shard_dir(input.test),
         models=model_arguments,
-        baselines=",".join(EVALUATE["baselines"]) or "none",
+        baselines=task_baselines,
         cnn_epochs=EVALUATE.get("cnn_epochs", 5),
         seed=config["seed"],
     shell:
@@ -44,9 +44,11 @@ rule benchmark:
 rule evaluate:
     input:
         unpack(evaluated_models),
+        train=lambda wildcards: task_manifests(wildcards.task)["train"],
         test=lambda wildcards: task_manifests(wildcards.task)["test"],
     output:
-        "results/evaluate/{task}/results.parquet",
+        results="results/evaluate/{task}/results.parquet",
+        predictions="results/evaluate/{task}/predictions.parquet",
     log:
         "logs/evaluate/{task}.log",
     benchmark:
@@ -61,11 +63,18 @@ rule evaluate:
     resources:
         **stage_resources("evaluate"),
     params:
+        train=lambda wildcards, input: shard_dir(input.train),
         test=lambda wildcards, input: shard_dir(input.test),
         models=lambda wildcards, input: quoted(
             f"--model={name}={input[name]}" for name in evaluated_models(wildcards)
         ),
         max_length=variant_max_length,
+        baselines=task_baselines,
+        cnn_epochs=EVALUATE.get("cnn_epochs", 5),
+        seed=config["seed"],
     shell:
         "hyena-glt evaluate {params.models} --data {params.test:q} {params.max_length}"
-        " --dataset {wildcards.task} --threads {threads} --out {output:q} > {log} 2>&1"
+        " --train {params.train:q} --baselines {params.baselines}"
+        " --cnn-epochs {params.cnn_epochs} --seed {params.seed}"
+        " --dataset {wildcards.task} --threads {threads} --out {output.results:q}"
+        " --predictions-out {output.predictions:q} > {log} 2>&1"

@@ -1,7 +1,10 @@
-# The report: every task's evaluation table, the training curves, the compression reports and
-# the provenance of the inputs in one self-contained HTML file (no network needed to view it).
-# Compression reports are grouped by task (one Pareto plot each).
+# The report: a scorecard (every task's best model against its best baseline, with bootstrap
+# intervals and a verdict), per-task figures, one timings table, training curves and the
+# provenance (the effective config, versions, input checksums, every job's wall time and peak
+# memory) in one self-contained HTML file with plotly.js embedded (no network needed to view it).
 # It is also registered with Snakemake's report(), so `snakemake --report report.zip` bundles it.
+
+import json
 
 
 rule report:
@@ -29,19 +32,14 @@ rule report:
         training_logs=lambda wildcards, input: repeated(
             "--training-log", [f"{model}/metrics.jsonl" for model in input.models]
         ),
-        compression=lambda wildcards, input: repeated(
-            "--compression-report",
-            [
-                f"{model.split('/')[-2]}={model}/compression_report.json"
-                for model in input.compressed
-            ],
-        ),
         data_files=quoted(f"--data-file={path}" for path in input_files()),
         title=config["report"].get("title", "Hyena-GLT benchmark report"),
-        config=(
-            workflow.configfiles[-1] if workflow.configfiles else "config/config.yaml"
-        ),
+        resamples=config["report"].get("bootstrap_resamples", 1000),
+        seed=config["seed"],
+        # the merged config this run uses (config files, --config overrides, defaults)
+        config=json.dumps(config, sort_keys=True, default=str),
     shell:
         "hyena-glt report {params.results} {params.predictions} {params.training_logs}"
-        " {params.compression} {params.data_files} --config {params.config:q}"
-        " --title {params.title:q} --out {output:q} > {log} 2>&1"
+        " {params.data_files} --config-json {params.config:q}"
+        " --job-benchmarks results/benchmarks --resamples {params.resamples}"
+        " --seed {params.seed} --title {params.title:q} --out {output:q} > {log} 2>&1"
