@@ -113,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="window length of per-base prediction and of variant scoring "
                         "(default: the model's input length; variants at most 1024)")
     parser.add_argument("--overlap", type=non_negative_int, default=None, metavar="BASES",
-                        help="bases shared by neighbouring per-base windows (default window/4)")
+                        help="bases shared by neighbouring per-base windows (default window/8)")
     parser.add_argument("--bigwig", action="store_true",
                         help="also write probability.bw (needs pyBigWig: hyena-glt[bigwig])")
     parser.add_argument("--precision", type=positive_int, default=3, metavar="N",

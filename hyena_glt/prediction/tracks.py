@@ -173,7 +173,8 @@ def predict_tracks(predictor: Predictor, fasta_path: str | Path, out_dir: Path, 
 
     Args:
         window: bases per window (default and maximum: the model's input length).
-        overlap: bases shared by neighbouring windows (default ``window // 4``).
+        overlap: bases shared by neighbouring windows (default ``window // 8``: every base
+            but those at the contig ends has ``window // 16`` bases of context on each side).
 
     Returns:
         Counts and settings: ``contigs``, ``bases``, ``windows``, ``features``, ``threshold``,
@@ -190,7 +191,7 @@ def predict_tracks(predictor: Predictor, fasta_path: str | Path, out_dir: Path, 
         raise DataError(f"{predictor.source} is a protein model; a genome needs a DNA model",
                         path=fasta_path)
     window = min(window or predictor.max_length, predictor.max_length)
-    overlap = window // 4 if overlap is None else overlap
+    overlap = window // 8 if overlap is None else overlap
     if not 0 <= overlap < window:
         raise ConfigurationError(f"--overlap {overlap}: must lie in [0, window={window})")
     threshold, source = predictor.threshold
