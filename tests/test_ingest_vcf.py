@@ -309,3 +309,32 @@ def test_split_of_a_single_bin_is_an_error():
         split_by_position([101, 150, 199], 0.5)
     train, test = split_by_position([5, 105, 205, 305], 0.5, seed=0, chroms=["a", "a", "b", "b"])
     assert len(train) == len(test) == 2 and sorted([*train, *test]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("width", "lengths"), [(60, [180, 61]), (37, [100, 37]), (80, [5, 200])])
+def test_a_fresh_index_is_trusted_and_an_edited_file_is_not(tmp_path, width, lengths):
+    """index_matches accepts what samtools faidx writes (so a good .fai is reused) and
+    rejects it once the sequence or its line width changes."""
+    import os
+
+    import pysam
+
+    from hyena_glt.ingest.reference import index_matches
+
+    def write_fasta(line_width: int, extra: str = "") -> None:
+        text = ""
+        for number, length in enumerate(lengths):
+            sequence = extra + "ACGT" * (length // 4) + "A" * (length % 4)
+            text += f">c{number} description\n" + "".join(
+                sequence[i:i + line_width] + "\n" for i in range(0, len(sequence), line_width))
+        fasta.write_text(text)
+        os.utime(fasta, (1, 1))  # older than the index: only the content check can refuse
+
+    fasta, fai = tmp_path / "ref.fa", tmp_path / "ref.fa.fai"
+    write_fasta(width)
+    pysam.faidx(str(fasta))
+    assert index_matches(fasta, fai)
+    write_fasta(width + 3)
+    assert not index_matches(fasta, fai)
+    write_fasta(width, extra="GG")
+    assert not index_matches(fasta, fai)
