@@ -773,34 +773,40 @@ def _windows(shard: Path) -> list[str]:
     return [tokenizer.decode(ids) for ids in read_table(shard)["ref_input_ids"].to_pylist()]
 
 
-@pytest.mark.parametrize("edit", ["prepend", "rewrap"])
-def test_a_stale_fai_beside_an_edited_reference_is_not_trusted(tmp_path, edit, capsys):
+@pytest.mark.parametrize(("edit", "compress"), [("prepend", False), ("rewrap", False),
+                                              ("prepend", True), ("rewrap", True)])
+def test_a_stale_fai_beside_an_edited_reference_is_not_trusted(tmp_path, edit, compress):
     """An index left from before the edit would cut windows at old lengths or line widths."""
     import os
 
     import pysam
 
+    def write_reference(sequence: str, width: int) -> Path:
+        plain = write(tmp_path / "ref.fa", ">chr1\n" + "\n".join(
+            sequence[i:i + width] for i in range(0, len(sequence), width)) + "\n")
+        if not compress:
+            return plain
+        pysam.tabix_compress(str(plain), str(tmp_path / "ref.fa.gz"), force=True)
+        return tmp_path / "ref.fa.gz"
+
     genome = SEQ * 3
-    ref = write(tmp_path / "ref.fa", ">chr1\n" + "\n".join(
-        genome[i:i + 60] for i in range(0, len(genome), 60)) + "\n")
+    ref = write_reference(genome, 60)
     pysam.faidx(str(ref))
-    stale = (tmp_path / "ref.fa.fai").read_text()
+    index = sorted(tmp_path.glob("ref.fa*.[fg][az]i"))
+    stale = {path: path.read_bytes() for path in index}
     edited = ("G" * 100 + genome) if edit == "prepend" else genome
-    width = 60 if edit == "prepend" else 37
-    ref.write_text(">chr1\n" + "\n".join(edited[i:i + width]
-                                          for i in range(0, len(edited), width)) + "\n")
-    (tmp_path / "ref.fa.fai").write_text(stale)
-    if edit == "rewrap":  # even an index that looks newer than the file is checked
-        os.utime(tmp_path / "ref.fa", (1, 1))
+    ref = write_reference(edited, 60 if edit == "prepend" else 37)
+    for path, content in stale.items():
+        path.write_bytes(content)
+    os.utime(ref, (1, 1))  # an index that looks newer than the file is checked all the same
     position = len(edited) - 10
-    records = f"chr1\t{position}\t.\t{edited[position - 1]}\tA\t.\t.\t.\n" if \
-        edited[position - 1] != "A" else f"chr1\t{position}\t.\tA\tC\t.\t.\t.\n"
+    alt = "C" if edited[position - 1] == "A" else "A"
+    records = f"chr1\t{position}\t.\t{edited[position - 1]}\t{alt}\t.\t.\t.\n"
     assert main(["ingest", "vcf", "--reference", str(ref), "--vcf", vcf(tmp_path, records),
                  "--window", "16", "--out", str(tmp_path / "out")]) == 0
     start = position - 1 - 8
-    expected = edited[start:start + 16].ljust(16, "N")
-    assert _windows(tmp_path / "out") == [expected]
-    assert (tmp_path / "ref.fa.fai").read_text() == stale  # the user's file is left alone
+    assert _windows(tmp_path / "out") == [edited[start:start + 16].ljust(16, "N")]
+    assert {path: path.read_bytes() for path in index} == stale  # the user's files stay
 
 
 def test_numbers_in_exponent_form_and_quoted_numbers_are_read_as_numbers(tmp_path):

@@ -3,9 +3,11 @@
 ``pysam.FastaFile`` trusts a ``.fai`` beside the FASTA blindly: after the reference is edited
 or re-wrapped at another line width, a stale index cuts windows at the old contig lengths or
 puts newline characters inside them, with exit status 0. So an existing index is checked
-against the file (modification time, each contig's header line and first sequence line, and
-the file size the index implies) and, when it does not match, a fresh index is built in a
-temporary directory, never next to the user's file.
+against the file's content (modification times say little after a ``git clone`` or a copy):
+for plain text each contig's header line, first sequence line and the file size the index
+implies; for BGZF the uncompressed size (from the last block the ``.gzi`` lists) and the first and last
+lines of each contig read through the index. When it does
+not match, a fresh index is built in a temporary directory, never next to the user's file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,8 +81,6 @@ def _fai_rows(fai: Path) -> list[tuple[str, int, int, int, int]] | None:
 
 def index_matches(fasta: Path, fai: Path) -> bool:
     """Whether ``fai`` still describes the plain-text ``fasta`` (see the module docstring)."""
-    if fai.stat().st_mtime < fasta.stat().st_mtime:
-        return False
     rows = _fai_rows(fai)
     if rows is None:
         return False
@@ -97,10 +98,54 @@ def index_matches(fasta: Path, fai: Path) -> bool:
             if len(first) != (width if length > bases else len(first)) or \
                     len(first.rstrip(b"\r\n")) != min(bases, length):
                 return False
-        name, length, offset, bases, width = rows[-1]
-        full, rest = divmod(length, bases)
-        end = offset + full * width + (rest + width - bases if rest else 0)
-        return end <= size <= end + 2 * (width - bases)  # a trailing blank line at most
+    return _ends_at(rows, size)
+
+
+def _ends_at(rows: list[tuple[str, int, int, int, int]], size: int) -> bool:
+    """Whether the last contig of the index ends where the (uncompressed) file does."""
+    name, length, offset, bases, width = rows[-1]
+    full, rest = divmod(length, bases)
+    end = offset + full * width + (rest + width - bases if rest else 0)
+    return end <= size <= end + 2 * (width - bases)  # a trailing blank line at most
+
+
+def _bgzf_size(source: Path, gzi: Path) -> int | None:
+    """Uncompressed size of a BGZF file: the last block the ``.gzi`` lists, decompressed."""
+    data = gzi.read_bytes()
+    count = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if count < 0 or len(data) != 8 + 16 * count:
+        return None
+    compressed, uncompressed = (0, 0) if count == 0 else (
+        int.from_bytes(data[-16:-8], "little"), int.from_bytes(data[-8:], "little"))
+    try:
+        with open(source, "rb") as handle:
+            handle.seek(compressed)
+            return uncompressed + len(gzip.decompress(handle.read()))
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+        return None
+
+
+def _bgzf_index_matches(source: Path, fai: Path, gzi: Path) -> bool:
+    """Whether ``fai``/``gzi`` still describe the BGZF ``source``: every contig's first and last
+    line, read through them, hold sequence only (a stale index reads headers or newlines)."""
+    rows = _fai_rows(fai)
+    if rows is None or not gzi.is_file():
+        return False
+    size = _bgzf_size(source, gzi)
+    if size is None or not _ends_at(rows, size):
+        return False
+    try:
+        with pysam.FastaFile(str(source), filepath_index=str(fai),
+                             filepath_index_compressed=str(gzi)) as fasta:
+            for name, length, _, bases, _ in rows:
+                span = min(length, bases + 1)
+                for start in (0, length - span):
+                    text = fasta.fetch(name, start, start + span)
+                    if len(text) != span or any(c in text for c in ">\r\n "):
+                        return False
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
 
 
 def _build_index(path: Path, source: Path, tmp: Path, compressed: bool) -> tuple[Path, Path]:
@@ -147,9 +192,8 @@ def open_reference(path: str | Path) -> Iterator[pysam.FastaFile]:
                 raise DataError(f"cannot decompress ({err}); is it truncated?", path=path) from None
         fai, gzi = Path(f"{source}.fai"), Path(f"{source}.gzi")
         compressed = _head(source, 2) == b"\x1f\x8b"
-        usable = fai.is_file() and (
-            (gzi.is_file() and fai.stat().st_mtime >= source.stat().st_mtime) if compressed
-            else index_matches(source, fai))
+        usable = fai.is_file() and (_bgzf_index_matches(source, fai, gzi) if compressed
+                                    else index_matches(source, fai))
         if fai.is_file() and not usable:
             logger.warning("%s does not match %s (edited or re-wrapped since it was made): "
                            "indexing the reference afresh in a temporary directory", fai, path)
