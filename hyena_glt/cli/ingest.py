@@ -14,6 +14,17 @@ from pathlib import Path
 
 from .arguments import non_negative_int, open_fraction, positive_int, unit_interval
 
+
+def contig_list(text: str) -> list[str]:
+    """argparse type of ``--test-contigs``: comma-separated contig names."""
+    from ..errors import ConfigurationError
+    from ..ingest.splits import parse_contigs
+
+    try:
+        return parse_contigs(text)
+    except ConfigurationError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
 __all__ = ["register"]
 
 ALPHABETS = ("dna", "rna", "protein")
@@ -111,16 +122,18 @@ def _run_table(args: argparse.Namespace) -> int:
 
 def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "annotation", help="FASTA + GFF3/BED -> windows with per-base feature labels",
-        description="Label each base 1 inside an annotated feature (a GFF3 type such as CDS, "
-        "either strand; every BED interval), else 0, and write windows of the FASTA with their "
-        "labels as an 'annotation' shard directory (see docs/schemas.md); with --split, into "
-        "DIR/train and DIR/test.")
-    parser.add_argument("fasta", type=Path, metavar="FASTA",
-                        help="FASTA of the annotated records (plain/gzip/bgzip)")
-    parser.add_argument("--annotation", type=Path, required=True, metavar="GFF3|BED",
-                        help="GFF3 (1-based) or BED (0-based), .gz allowed; seqids must be "
-                        "FASTA records")
+        "annotation", help="FASTA + GFF3/BED, or GenBank -> windows with per-base labels",
+        description="Label each base 1 inside an annotated feature (a GFF3 or GenBank type "
+        "such as CDS, either strand; every BED interval), else 0, and write windows of the "
+        "sequences with their labels as an 'annotation' shard directory (see "
+        "docs/schemas.md); with --split or --test-contigs, into DIR/train and DIR/test.")
+    parser.add_argument("fasta", type=Path, metavar="FASTA", nargs="?", default=None,
+                        help="FASTA of the annotated records (plain/gzip/bgzip); not needed "
+                        "with a GenBank --annotation")
+    parser.add_argument("--annotation", type=Path, required=True, metavar="GFF3|BED|GENBANK",
+                        help="GFF3 (1-based) or BED (0-based) whose seqids are FASTA records, "
+                        "or a GenBank file (.gb/.gbk/.gbff) holding sequence and features; "
+                        ".gz allowed")
     _add_output(parser)
     parser.add_argument("--feature", action="append", default=None, metavar="TYPE",
                         help="GFF3 type labelled 1; repeat for several (default CDS; BED: all "
@@ -143,8 +156,12 @@ def _register_annotation(subparsers: argparse._SubParsersAction) -> None:
         "then dropped when half or more of its 31-mers occur in train on either strand "
         "(repeats such as inverted-repeat copies; see --duplicate-threshold). A record "
         "shorter than two windows goes whole to one side (train with probability FRACTION)")
-    split.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
-                       help="train fraction (0 < FRACTION < 1) of each record")
+    how = split.add_mutually_exclusive_group()
+    how.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
+                     help="train fraction (0 < FRACTION < 1) of each record")
+    how.add_argument("--test-contigs", type=contig_list, default=None, metavar="NAMES",
+                     help="hold out these records whole (comma-separated, e.g. chr8,chr9) "
+                     "instead of random blocks")
     split.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of the held-out blocks (default 0)")
     split.add_argument("--duplicate-threshold", type=unit_interval, default=0.5, metavar="F",
@@ -161,7 +178,7 @@ def _run_annotation(args: argparse.Namespace) -> int:
     ingest_annotation(args.fasta, args.annotation, args.out, feature=args.feature or ["CDS"],
                       window=args.window, stride=args.stride, min_length=args.min_length,
                       reverse_complement=args.reverse_complement, split=args.split,
-                      seed=args.seed,
+                      seed=args.seed, test_contigs=args.test_contigs,
                       duplicate_threshold=None if args.keep_duplicates else args.duplicate_threshold)
     return 0
 
@@ -211,8 +228,11 @@ def _register_vcf(subparsers: argparse._SubParsersAction) -> None:
         "grouped by contig and --bin-size position bin (POS // BIN), the bins are put in a "
         "seeded random order and whole bins go to train until it holds FRACTION of the "
         "variants, the rest to test, so neighbouring variants never straddle the two")
-    split.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
-                       help="train fraction (0 < FRACTION < 1) of the position-grouped split")
+    how = split.add_mutually_exclusive_group()
+    how.add_argument("--split", type=open_fraction, default=None, metavar="FRACTION",
+                     help="train fraction (0 < FRACTION < 1) of the position-grouped split")
+    how.add_argument("--test-contigs", type=contig_list, default=None, metavar="NAMES",
+                     help="hold out the variants of these contigs (comma-separated) instead")
     split.add_argument("--seed", type=non_negative_int, default=0,
                        help="seed of --split (default 0)")
     split.add_argument("--bin-size", type=positive_int, default=100, metavar="BP",
@@ -254,7 +274,8 @@ def _run_vcf(args: argparse.Namespace) -> int:
     ingest_variants(variants, args.reference, args.out, window=args.window,
                     on_ref_mismatch=args.on_ref_mismatch, labels=labels,
                     reverse_complement=args.reverse_complement, counts=counts,
-                    split=args.split, seed=args.seed, bin_size=args.bin_size)
+                    split=args.split, seed=args.seed, bin_size=args.bin_size,
+                    test_contigs=args.test_contigs)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Annotation ingestion: FASTA + GFF3/BED -> per-base feature labels in windows.
+"""Annotation ingestion: FASTA + GFF3/BED, or a GenBank file alone (:mod:`.genbank`) -> per-base
+feature labels in windows.
 
 Each base of each FASTA record gets label 1 when any annotated interval of the requested feature
 type(s) covers it, else 0 (e.g. CDS vs non-coding, for token classification). The label is about
@@ -15,7 +16,8 @@ Windows are cut as for the FASTA ingester (same window/stride/last-window rule) 
 "annotation" shards: ``input_ids`` (one token per base) with ``labels`` (int8, one per base).
 
 With ``split`` the windows go to ``<out>/train`` and ``<out>/test`` shard directories cut from
-disjoint, window-sized blocks of each record (:func:`split_segments`): no base of a test window
+disjoint, window-sized blocks of each record (:func:`~hyena_glt.ingest.splits.split_segments`),
+or with ``test_contigs`` from whole records the user holds out: no base of a test window
 is in a train window, even with overlapping windows, and test windows whose sequence repeats
 train sequence on either strand are dropped (:mod:`~hyena_glt.ingest.duplicates`), so a model
 cannot have seen its test sequence.
@@ -43,12 +45,13 @@ from ..io import atomic_directory
 from ..progress import Progress
 from .duplicates import TrainingKmers, canonical_kmers
 from .fasta import FastaRecord, read_fasta, window_bounds
+from .genbank import is_genbank, read_genbank
+from .splits import check_test_contigs, contig_segments, split_segments
 
 __all__ = [
     "FeatureInterval",
     "read_annotation",
     "feature_masks",
-    "split_segments",
     "ingest_annotation",
 ]
 
@@ -226,9 +229,17 @@ def paint_mask(length: int, intervals: Iterable[FeatureInterval], annotation: st
 
 
 def _masked_records(
-    fasta: str | Path, annotation: str | Path, feature: str | Sequence[str], format: str | None,
+    fasta: str | Path | None, annotation: str | Path, feature: str | Sequence[str],
+    format: str | None,
 ) -> Iterator[tuple[FastaRecord, np.ndarray]]:
-    """Each FASTA record with its mask; after the last, every annotated seqid must have been seen."""
+    """Each FASTA record with its mask; after the last, every annotated seqid must have been
+    seen. A GenBank ``annotation`` holds the records itself (``fasta`` is then not read)."""
+    if is_genbank(annotation) and format is None:
+        yield from read_genbank(annotation, feature)
+        return
+    if fasta is None:
+        raise DataError("a GFF3 or BED annotation needs the FASTA of its sequences (only a "
+                        "GenBank file holds both)", path=annotation)
     grouped = _group_by_seqid(read_annotation(annotation, feature, format=format))
     names: list[str] = []
     for record in read_fasta(fasta):
@@ -267,46 +278,8 @@ def feature_masks(
     return {record.name: mask for record, mask in _masked_records(fasta, annotation, feature, format)}
 
 
-def split_segments(length: int, train_fraction: float, seed: int, record: str, stride: int,
-                   window: int | None = None) -> dict[str, list[tuple[int, int]]]:
-    """A record's ``[start, end)`` segments for ``train`` and ``test``; see :func:`ingest_annotation`.
-
-    The record is cut into blocks of one window each (``window`` rounded up to a multiple of
-    ``stride``; default ``stride``), and ``round((1 - train_fraction) * n)`` of its ``n``
-    blocks (at least one, at most ``n - 1``) are drawn for test, without replacement, by
-    ``numpy.random.default_rng([seed, crc32(record)])``. Held-out windows are so spread over the
-    whole record (genes, repeats, intergenic regions alike) rather than one region of it. The
-    record's tail (``length % block``) joins the last block; neighbouring blocks of one part
-    merge into one segment. A record shorter than two blocks goes whole to train with
-    probability ``train_fraction`` (same draw).
-
-    Raises:
-        ConfigurationError: ``train_fraction`` outside (0, 1).
-    """
-    if not 0.0 < train_fraction < 1.0:
-        raise ConfigurationError(f"split={train_fraction}; the train fraction must lie in (0, 1)")
-    rng = np.random.default_rng([seed, zlib.crc32(record.encode())])
-    block = -(-max(window or stride, stride) // stride) * stride
-    blocks = length // block
-    if blocks < 2:
-        side = "train" if rng.random() < train_fraction else "test"
-        return {"train": [], "test": [], side: [(0, length)]}
-    test_blocks = min(max(round((1 - train_fraction) * blocks), 1), blocks - 1)
-    is_test = np.zeros(blocks, dtype=bool)
-    is_test[rng.choice(blocks, size=test_blocks, replace=False)] = True
-    parts: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
-    for index in range(blocks):
-        start, end = index * block, length if index == blocks - 1 else (index + 1) * block
-        segments = parts["test" if is_test[index] else "train"]
-        if segments and segments[-1][1] == start:
-            segments[-1] = (segments[-1][0], end)
-        else:
-            segments.append((start, end))
-    return parts
-
-
 def ingest_annotation(
-    fasta: str | Path,
+    fasta: str | Path | None,
     annotation: str | Path,
     out_dir: str | Path,
     *,
@@ -320,6 +293,7 @@ def ingest_annotation(
     split: float | None = None,
     seed: int = 0,
     duplicate_threshold: float | None = 0.5,
+    test_contigs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Write an "annotation" shard directory: windows of ``fasta`` with per-base labels.
 
@@ -332,9 +306,10 @@ def ingest_annotation(
 
     With ``split`` (train fraction), ``out_dir`` holds ``train`` and ``test`` shard
     directories: each record is cut into window-sized blocks, a seeded random ``1 - split`` of
-    them held out (:func:`split_segments`), and each run of blocks of one part is windowed on
+    them held out (:func:`~hyena_glt.ingest.splits.split_segments`), and each run of blocks of one part is windowed on
     its own as above (from its start, which lies on the stride grid), so no window crosses a
-    cut. A test window is then dropped when at least ``duplicate_threshold`` of its canonical
+    cut. With ``test_contigs`` instead, those records go whole to test and the others to train
+    (:func:`~hyena_glt.ingest.splits.contig_segments`). A test window is then dropped when at least ``duplicate_threshold`` of its canonical
     31-mers occur anywhere in the train part, on either strand (repeats such as a chloroplast's
     inverted-repeat copies, see :mod:`~hyena_glt.ingest.duplicates`); ``None`` keeps them.
 
@@ -346,12 +321,15 @@ def ingest_annotation(
     Raises:
         DataError: see :func:`feature_masks`; also characters outside the DNA alphabet (named
             with record and position) or no window at all (in a part) (records shorter than
-            ``window``). ConfigurationError: ``split`` or ``duplicate_threshold`` outside
-            (0, 1].
+            ``window``), a test contig the file does not have. ConfigurationError: ``split``
+            or ``duplicate_threshold`` outside (0, 1], or both ``split`` and ``test_contigs``.
     """
     stride = window if stride is None else stride
     if split is not None and not 0.0 < split < 1.0:
         raise ConfigurationError(f"split={split}; the train fraction must lie in (0, 1)")
+    if split is not None and test_contigs is not None:
+        raise ConfigurationError("give split or test_contigs, not both")
+    partitioned = split is not None or test_contigs is not None
     if duplicate_threshold is not None and not 0.0 < duplicate_threshold <= 1.0:
         raise ConfigurationError(f"duplicate_threshold={duplicate_threshold}: must lie in (0, 1]")
     tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
@@ -359,36 +337,50 @@ def ingest_annotation(
     params = {"window": window, "stride": stride, "min_length": min_length,
               "reverse_complement": reverse_complement, "feature": features}
     if split is not None:
-        params.update(split=split, seed=seed, duplicate_threshold=duplicate_threshold)
-    names = ["all"] if split is None else ["train", "test"]
+        params.update(split=split, seed=seed)
+    if test_contigs is not None:
+        params.update(test_contigs=list(test_contigs))
+    if partitioned:
+        params.update(duplicate_threshold=duplicate_threshold)
+
+    def record_parts(name: str, length: int) -> dict[str, list[tuple[int, int]]]:
+        if test_contigs is not None:
+            return contig_segments(name, length, test_contigs)
+        if split is not None:
+            return split_segments(length, split, seed, name, stride, window)
+        return {"all": [(0, length)]}
+
+    names = ["train", "test"] if partitioned else ["all"]
     counts = {name: {"records": 0, "bases": 0, "feature_bases": 0, "windows": 0}
               for name in names}
     training_kmers = None
-    if split is not None and duplicate_threshold is not None:
+    if test_contigs is not None:
+        check_test_contigs(test_contigs, [record.name for record, _ in _masked_records(
+            fasta, annotation, features, format)], fasta or annotation)
+    if partitioned and duplicate_threshold is not None:
         counts["test"]["duplicate_windows"] = 0
         training_kmers = TrainingKmers(
-            record.sequence[begin:finish] for record in read_fasta(fasta)
-            for begin, finish in split_segments(len(record.sequence), split, seed, record.name,
-                                                stride, window)["train"])
+            record.sequence[begin:finish]
+            for record, _ in _masked_records(fasta, annotation, features, format)
+            for begin, finish in record_parts(record.name, len(record.sequence))["train"])
     segments: dict[str, dict[str, list[tuple[int, int]]]] = {name: {} for name in names}
     with contextlib.ExitStack() as stack:
-        if split is None:
+        if not partitioned:
             directories = {"all": Path(out_dir)}
         else:
             parent = stack.enter_context(atomic_directory(out_dir))
             directories = {name: parent / name for name in names}
         writers = {name: stack.enter_context(ShardWriter(
             directory, "annotation", tokenizer,
-            metadata={"parameters": params, **({"part": name} if split is not None else {})}))
+            metadata={"parameters": params, **({"part": name} if partitioned else {})}))
             for name, directory in directories.items()}
-        with Progress(desc=Path(fasta).name, unit="bp") as bar:
+        with Progress(desc=Path(fasta or annotation).name, unit="bp") as bar:
             for record, mask in _masked_records(fasta, annotation, features, format):
                 try:
                     ids = tokenizer.encode_array(record.sequence)
                 except TokenizationError as err:
-                    raise DataError(str(err), path=fasta, record=record.name) from None
-                parts = ({"all": [(0, len(ids))]} if split is None else
-                         split_segments(len(ids), split, seed, record.name, stride, window))
+                    raise DataError(str(err), path=record.path, record=record.name) from None
+                parts = record_parts(record.name, len(ids))
                 rc_ids = (np.asarray(tokenizer.reverse_complement_ids(ids), dtype=np.uint8)
                           if reverse_complement else None)
                 strands = 2 if reverse_complement else 1
@@ -412,23 +404,25 @@ def ingest_annotation(
                 bar.update(len(ids), windows=sum(c["windows"] for c in counts.values()))
         for name, writer in writers.items():
             if counts[name]["windows"] == 0:
-                if split is None:
+                if not partitioned:
                     raise DataError(f"no window written: every record is shorter than "
                                     f"window={window} (set min_length to keep short windows)",
-                                    path=fasta)
+                                    path=fasta or annotation)
                 dropped = counts[name].get("duplicate_windows", 0)
                 why = (f"all {dropped} of its windows repeat train sequence (raise "
                        "duplicate_threshold or keep duplicates)" if dropped else
                        f"each of its stretches of the records is shorter than window={window} "
                        "(set min_length, a smaller window, or another split)")
-                raise DataError(f"no window written to the {name} part: {why}", path=fasta)
-            writer.add_source(fasta)
+                raise DataError(f"no window written to the {name} part: {why}",
+                                path=fasta or annotation)
+            if fasta is not None:
+                writer.add_source(fasta)
             writer.add_source(annotation)
             writer.metadata["counts"] = counts[name]
-            if split is not None:
+            if partitioned:
                 writer.metadata["segments"] = segments[name]
     logger.info("wrote %s: %s", out_dir, counts)
-    return counts["all"] if split is None else counts
+    return counts if partitioned else counts["all"]
 
 
 def _not_in_training(sequence: str, starts: np.ndarray, ends: np.ndarray,

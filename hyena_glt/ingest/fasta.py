@@ -146,7 +146,8 @@ def _position_line(path: Path, name: str, position: int) -> int | None:
 
 
 def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
-    """Stream the records of a FASTA file (plain, gzip or bgzip) with pysam.
+    """Stream the records of a FASTA file (plain, gzip or bgzip) with pysam, or the sequences of
+    a GenBank file (named ``.gb``/``.gbk``/``.gbff``, :mod:`.genbank`).
 
     Raises:
         DataError: empty or non-FASTA file, a header without sequence, a duplicate record id
@@ -154,6 +155,11 @@ def read_fasta(path: str | Path) -> Iterator[FastaRecord]:
             where known, the record and line.
     """
     path = Path(path)
+    from .genbank import is_genbank, read_genbank  # genbank builds on this module
+
+    if is_genbank(path):  # the sequences of a GenBank file, as NCBI hands genomes out
+        yield from (record for record, _ in read_genbank(path, feature=None))
+        return
     _check_looks_like_fasta(path)
     seen: set[str] = set()
     name = None

@@ -31,13 +31,14 @@ def is_genbank(path: str | Path) -> bool:
     return name.endswith(GENBANK_SUFFIXES)
 
 
-def read_genbank(path: str | Path, feature: str | Sequence[str] = "CDS"
+def read_genbank(path: str | Path, feature: str | Sequence[str] | None = "CDS"
                  ) -> Iterator[tuple[FastaRecord, np.ndarray]]:
     """Each record of a GenBank file with its per-base labels (int8, 1 inside ``feature``).
 
     Args:
         path: GenBank flat file, plain, gzip or BGZF.
-        feature: feature key(s) labelled 1 (column 1 of the FEATURES table, e.g. ``CDS``).
+        feature: feature key(s) labelled 1 (column 1 of the FEATURES table, e.g. ``CDS``);
+            ``None`` reads the sequences only (masks all zero).
 
     Raises:
         DataError: a missing file, text that is not GenBank, a record without sequence, or no
@@ -48,7 +49,7 @@ def read_genbank(path: str | Path, feature: str | Sequence[str] = "CDS"
     path = Path(path)
     if not path.is_file():
         raise DataError("GenBank file not found", path=path)
-    keys = frozenset([feature] if isinstance(feature, str) else feature)
+    keys = frozenset([feature] if isinstance(feature, str) else feature or ())
     with open(path, "rb") as probe:
         compressed = probe.read(2) == b"\x1f\x8b"
     seen_types: set[str] = set()
@@ -85,6 +86,6 @@ def read_genbank(path: str | Path, feature: str | Sequence[str] = "CDS"
                         "complete GenBank flat file (LOCUS ... //)", path=path) from None
     if name is None:
         raise DataError("no GenBank record found (a GenBank file starts with LOCUS)", path=path)
-    if not labelled:
+    if keys and not labelled:
         raise DataError(f"no feature of type {', '.join(sorted(keys))}; the file has types "
                         f"{', '.join(sorted(seen_types)) or 'none'}", path=path)

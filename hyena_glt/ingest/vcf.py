@@ -53,6 +53,7 @@ from ..errors import ConfigurationError, DataError, TokenizationError
 from ..io import atomic_directory
 from ..progress import progress
 from .reference import open_reference
+from .splits import check_test_contigs
 from .variant_sources import (  # re-exported: the readers' home before they had a module
     Variant,
     VariantCounts,
@@ -196,6 +197,7 @@ def ingest_variants(
     split: float | None = None,
     seed: int = 0,
     bin_size: int = DEFAULT_BIN_SIZE,
+    test_contigs: Sequence[str] | None = None,
 ) -> VariantCounts:
     """Write a "variants" shard directory of ref/alt windows for ``variants``.
 
@@ -215,6 +217,8 @@ def ingest_variants(
         split: train fraction of a position-grouped split (:func:`split_by_position`); None
             writes one shard directory.
         seed, bin_size: the split's seed and position bin size (bp).
+        test_contigs: instead of ``split``, the variants of these contigs go to test and the
+            others to train.
 
     Returns:
         The counts (over both parts with ``split``), also logged and stored in the manifest
@@ -230,6 +234,8 @@ def ingest_variants(
             f"on_ref_mismatch={on_ref_mismatch!r}; allowed: {', '.join(ON_REF_MISMATCH)}")
     if window < 1:
         raise ConfigurationError(f"window={window}; it must be >= 1")
+    if split is not None and test_contigs is not None:
+        raise ConfigurationError("give split or test_contigs, not both")
     tokenizer = tokenizer if tokenizer is not None else DNATokenizer()
     counts = counts if counts is not None else VariantCounts()
     parameters = {
@@ -237,17 +243,23 @@ def ingest_variants(
         "reverse_complement": reverse_complement, "sidecar_labels": labels is not None,
         "split": split, "seed": seed if split is not None else None,
         "bin_size": bin_size if split is not None else None,
+        **({"test_contigs": list(test_contigs)} if test_contigs is not None else {}),
     }
     settings = {"window": window, "on_ref_mismatch": on_ref_mismatch, "labels": labels,
                 "reverse_complement": reverse_complement, "tokenizer": tokenizer,
                 "parameters": parameters}
     with open_reference(reference) as fasta:
-        if split is None:
+        if split is None and test_contigs is None:
             _write_variants(variants, fasta, reference, out_dir, counts, **settings)
         else:
             variants = list(variants)
-            parts = split_by_position([v.pos for v in variants], split, seed, bin_size,
-                                      chroms=[v.chrom for v in variants])
+            if test_contigs is not None:
+                check_test_contigs(test_contigs, sorted({v.chrom for v in variants}), reference)
+                held_out = np.isin([v.chrom for v in variants], list(test_contigs))
+                parts = (np.flatnonzero(~held_out), np.flatnonzero(held_out))
+            else:
+                parts = split_by_position([v.pos for v in variants], split, seed, bin_size,
+                                          chroms=[v.chrom for v in variants])
             source_counts = dataclasses.replace(counts)
             with atomic_directory(out_dir) as tmp:
                 for name, rows in zip(("train", "test"), parts, strict=True):

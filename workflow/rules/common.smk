@@ -152,6 +152,26 @@ def train_fraction(wildcards):
     return round(1 - float(test), 6)
 
 
+def split_arguments(wildcards):
+    """Params: how a task's examples are split, as the task row says: a table column naming
+    each row's part, contigs held out whole, or else a seeded random `test_fraction`."""
+    row = TASKS.loc[wildcards.task]
+    if isinstance(row.get("split_column"), str):
+        return f"--split-column {shlex.quote(row['split_column'])}"
+    if isinstance(row.get("test_contigs"), str):
+        return f"--test-contigs {shlex.quote(row['test_contigs'])}"
+    return f"--split {train_fraction(wildcards)} --seed {config['seed']}"
+
+
+def annotation_inputs(wildcards):
+    """Input function: the annotation, and the FASTA unless the annotation is GenBank."""
+    row = TASKS.loc[wildcards.task]
+    files = {"annotation": row["annotation"]}
+    if isinstance(row.get("fasta"), str):
+        files["fasta"] = row["fasta"]
+    return files
+
+
 def duplicates_flag(wildcards):
     """Params function: how `hyena-glt ingest annotation` treats held-out windows that repeat
     training sequence (the schema fills in the 0.5 default)."""

@@ -66,20 +66,17 @@ rule ingest_sequence_task:
         sequence_column=sheet_value(TASKS, "task", "sequence_column"),
         label_column=sheet_value(TASKS, "task", "label_column"),
         objective=sheet_value(TASKS, "task", "objective"),
-        train_fraction=train_fraction,
-        seed=config["seed"],
+        split=split_arguments,
     shell:
         "hyena-glt ingest table {input.table:q} --out {params.out:q}"
         " --alphabet {params.alphabet} --task {params.objective}"
         " --sequence-column {params.sequence_column:q} --label-column {params.label_column:q}"
-        " --split {params.train_fraction} --seed {params.seed}"
-        " > {log} 2>&1"
+        " {params.split} > {log} 2>&1"
 
 
 rule ingest_annotation_task:
     input:
-        fasta=sheet_value(TASKS, "task", "fasta"),
-        annotation=sheet_value(TASKS, "task", "annotation"),
+        unpack(annotation_inputs),
     output:
         train="results/ingest/tasks/{task}/train/manifest.json",
         test="results/ingest/tasks/{task}/test/manifest.json",
@@ -102,15 +99,14 @@ rule ingest_annotation_task:
         feature=task_setting("feature", config["ingest"]["annotation"]["feature"]),
         window=config["ingest"]["annotation"]["window"],
         stride=config["ingest"]["annotation"]["stride"],
-        train_fraction=train_fraction,
-        seed=config["seed"],
+        split=split_arguments,
         duplicates=duplicates_flag,
+        fasta=lambda wildcards, input: shlex.quote(input.get("fasta", "")),
     shell:
-        "hyena-glt ingest annotation {input.fasta:q} --annotation {input.annotation:q}"
+        "hyena-glt ingest annotation {params.fasta} --annotation {input.annotation:q}"
         " --out {params.out:q} --feature {params.feature:q}"
         " --window {params.window} --stride {params.stride}"
-        " --split {params.train_fraction} --seed {params.seed} {params.duplicates}"
-        " > {log} 2>&1"
+        " {params.split} {params.duplicates} > {log} 2>&1"
 
 
 rule ingest_variant_task:
@@ -137,14 +133,11 @@ rule ingest_variant_task:
         source=variant_source_arguments,
         window=config["ingest"]["variants"]["window"],
         on_ref_mismatch=config["ingest"]["variants"]["on_ref_mismatch"],
-        train_fraction=train_fraction,
-        seed=config["seed"],
+        split=split_arguments,
     shell:
         "hyena-glt ingest vcf --reference {input.reference:q} {params.source}"
         " --out {params.out:q} --window {params.window}"
-        " --on-ref-mismatch {params.on_ref_mismatch}"
-        " --split {params.train_fraction} --seed {params.seed}"
-        " > {log} 2>&1"
+        " --on-ref-mismatch {params.on_ref_mismatch} {params.split} > {log} 2>&1"
 
 
 # `snakemake ingest`: every shard directory and nothing after (e.g. to inspect the shards).
