@@ -14,6 +14,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import ConfigurationError
+
 __all__ = ["atomic_file", "atomic_directory", "remove_empty", "sha256sum"]
 
 
@@ -21,14 +23,28 @@ def _temporary_sibling(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp-{os.getpid()}")
 
 
-def _make_parents(final: Path) -> list[Path]:
-    """Create the missing parent folders of ``final``; return them, deepest first."""
+def _make_parents(final: Path, directory: bool) -> list[Path]:
+    """Create the missing parent folders of ``final``; return them, deepest first.
+
+    Raises:
+        ConfigurationError: ``final`` exists as the other kind (a file where a directory is
+            written, or the reverse), or a parent cannot be made; nothing is replaced.
+    """
+    if final.exists() and final.is_dir() != directory:
+        kind, wanted = ("directory", "file") if final.is_dir() else ("file", "directory")
+        raise ConfigurationError(f"{final}: exists and is a {kind}, but the output is a "
+                                 f"{wanted}; choose another output path or remove it")
     missing = []
     for parent in final.absolute().parents:
         if parent.exists():
             break
         missing.append(parent)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        remove_empty(missing)
+        raise ConfigurationError(f"{final}: cannot create its folder ({err.strerror}: "
+                                 f"{err.filename}); choose another output path") from None
     return missing
 
 
@@ -47,7 +63,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     On an exception the temporary file is removed and ``path`` is left as it was.
     """
     final = Path(path)
-    created = _make_parents(final)
+    created = _make_parents(final, directory=False)
     tmp = _temporary_sibling(final)
     try:
         yield tmp
@@ -65,7 +81,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     On an exception the temporary directory is removed and ``path`` is left as it was.
     """
     final = Path(path)
-    created = _make_parents(final)
+    created = _make_parents(final, directory=True)
     tmp = _temporary_sibling(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

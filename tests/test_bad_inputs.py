@@ -207,6 +207,19 @@ simple("fasta-binary", lambda t: ingest_fasta(t, text="\x00\x01\x02binary"), "g.
        "not FASTA")
 
 
+@case("out-is-a-file", "notes.txt", "exists and is a file", "choose another output path")
+def _(tmp, assets):
+    """The user's file must neither be replaced by a shard directory nor moved aside."""
+    return ["ingest", "fasta", fasta(tmp), "--window", "40", "--out",
+            str(write(tmp / "notes.txt", "keep me\n"))]
+
+
+@case("out-parent-is-a-file", "notes.txt", "cannot create its folder")
+def _(tmp, assets):
+    return ["ingest", "fasta", fasta(tmp), "--window", "40", "--out",
+            str(write(tmp / "notes.txt", "keep me\n") / "shards")]
+
+
 @case("fasta-duplicate-across-files", "b.fa", "record 'chr1'", "also in")
 def _(tmp, assets):
     return ["ingest", "fasta", fasta(tmp), fasta(tmp, name="b.fa"), "--window", "40", "--out",
