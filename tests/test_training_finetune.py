@@ -108,7 +108,7 @@ def test_registered_names_resolve_through_file_and_directory_registries(pretrain
     monkeypatch.setenv("HYENA_GLT_MODEL_REGISTRY", str(mapping))
     assert resolve_model("my-lm") == pretrained
     assert set(registered_models()) == {"my-lm", "hyena-glt-base"}
-    finetuner = FineTuner(pretrained_model="my-lm", task_type="protein_function", num_classes=3)
+    finetuner = FineTuner(pretrained_model="my-lm", task_type="sequence_classification", num_classes=3)
     assert finetuner.model.config.num_classes == 3 and finetuner.source == pretrained
     assert finetuner.tokenizer is not None
 
