@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -239,3 +240,40 @@ def test_regression_task_beside_the_kmer_ridge_baseline(promoters_path, tmp_path
         results, tmp_path / "r.html", predictions=predictions).read_text())
     scorecard = page.split('id="scorecard"')[1].split("</table>")[0]
     assert "spearman_rho" in scorecard and "kmer_baseline" in scorecard
+
+
+def test_per_base_task_beside_the_per_base_baselines(tmp_path):
+    """Annotation windows: a torch token classifier and the k-mer/ORF and CNN baselines,
+    scored over the same labelled bases, timed alike, predictions with windows as units."""
+    from hyena_glt.cli import main
+    from hyena_glt.evaluation.token_baselines import (
+        OrfKmerLogisticRegression,
+        PerBaseCNNBaseline,
+    )
+    from hyena_glt.model import HyenaGLTForTokenClassification
+
+    resources = Path(__file__).resolve().parents[1] / "resources"
+    shards = tmp_path / "cds"
+    assert main(["ingest", "annotation", str(resources / "genomes" / "NC_000932.1.fa.gz"),
+                 "--annotation", str(resources / "annotation" / "NC_000932.1.gff3.gz"),
+                 "--window", "256", "--split", "0.9", "--out", str(shards)]) == 0
+    torch.manual_seed(0)
+    annotator = HyenaGLTForTokenClassification(tiny_classifier().config.replace(
+        task_type="token_classification", num_classes=2))
+    benchmark = ModelBenchmark({"hyena": annotator, "orf_kmer_baseline":
+                                OrfKmerLogisticRegression(),
+                                "cnn_baseline": PerBaseCNNBaseline(epochs=1)},
+                               [(shards / "train", shards / "test")], batch_size=4,
+                               latency_repeats=2)
+    results = benchmark.run()
+    values = results.set_index(["model", "metric"])["value"]
+    assert set(results["metric"]) == {"accuracy", "f1_macro", "auroc"}
+    assert values["orf_kmer_baseline", "auroc"] > 0.8
+    assert set(results["batch_size"]) == {4} and (results["latency_ms"] > 0).all()
+    predictions = benchmark.predictions_table()
+    sizes = predictions.groupby("model").size()
+    assert sizes.nunique() == 1 and set(predictions["task_type"]) == {"token_classification"}
+    kmer = predictions[predictions["model"] == "orf_kmer_baseline"]
+    assert values["orf_kmer_baseline", "auroc"] == pytest.approx(
+        roc_auc_score(kmer["target"], kmer["score"]))
+    assert kmer["unit"].nunique() > 10 and kmer["position"].max() < 256

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from hyena_glt.data.shards import read_manifest
-from hyena_glt.errors import DataError
+from hyena_glt.errors import DataError, ModelError
 from hyena_glt.evaluation.metrics import GenomicMetrics
+from hyena_glt.evaluation.models import TorchSequenceClassifier
 from hyena_glt.evaluation.predictions import token_predictions
 
-__all__ = ["evaluate_token_classifier", "token_metrics"]
+__all__ = ["evaluate_token_classifier", "token_metrics", "TorchTokenClassifier"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +73,28 @@ def token_metrics(probs: np.ndarray, target: np.ndarray, window: np.ndarray, dat
                 metrics["accuracy"], metrics["f1_macro"], metrics["mcc"], len(target),
                 metrics["n_windows"])
     return metrics
+
+
+class TorchTokenClassifier:
+    """``predict_proba(ids (N, L)) -> (N * L,)`` per-base P(class 1) of a binary torch token
+    classifier (logits ``(B, L, 2)``), the interface of the per-base baselines, so
+    :class:`~hyena_glt.evaluation.ModelBenchmark` drives both alike."""
+
+    def __init__(self, model: torch.nn.Module, batch_size: int = 8) -> None:
+        self.model, self.batch_size = model, batch_size
+
+    @torch.no_grad()
+    def predict_proba(self, ids: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        probabilities = []
+        for batch in torch.as_tensor(np.asarray(ids), dtype=torch.long).split(self.batch_size):
+            logits = self.model(batch, torch.ones_like(batch)).logits.float()
+            if logits.dim() != 3 or logits.shape[-1] != 2:
+                raise ModelError(f"logits of shape {tuple(logits.shape)}: not a binary "
+                                 "per-base classifier")
+            probabilities.append(logits.softmax(-1)[..., 1].reshape(-1).numpy())
+        return np.concatenate(probabilities)
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        """Stored tensors, counted as for every torch model of the benchmark."""
+        return TorchSequenceClassifier(self.model).parameters()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from hyena_glt.data.datasets import (
     IGNORE_INDEX,
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 TOKEN_BASELINES = ("orf_kmer", "cnn")
 VARIANT_BASELINES = ("context",)
 TABLE_BASELINES = ("kmer", "cnn")
-VALIDATION_EVERY = 5  # every 5th training window picks the per-base CNN's epoch
 
 
 def check_baselines(names: list[str], allowed: tuple[str, ...], task_type: str) -> list[str]:
@@ -161,13 +160,11 @@ def token_baseline_predictions(name: str, train: str | Path, test: str | Path, d
                                seed: int = 0, cnn_epochs: int = 5,
                                max_length: int | None = None) -> pd.DataFrame:
     """Fit baseline ``name`` (:data:`TOKEN_BASELINES`) on the training windows and predict
-    every labelled test base (the per-base CNN keeps the epoch with the best AUROC on every
-    5th training window)."""
+    every labelled test base."""
     from hyena_glt.evaluation.token_baselines import (
         OrfKmerLogisticRegression,
-        predict_per_base,
+        PerBaseCNNBaseline,
         stacked,
-        train_per_base_cnn,
     )
 
     train_windows, test_windows = _windows(train, max_length), _windows(test, max_length)
@@ -176,11 +173,8 @@ def token_baseline_predictions(name: str, train: str | Path, test: str | Path, d
         probability = OrfKmerLogisticRegression(seed=seed).fit(*stacked(train_windows)
                                                                ).predict_proba(test_ids)
     elif name == "cnn":
-        index = np.arange(len(train_windows))
-        fit, val = index[index % VALIDATION_EVERY != 0], index[index % VALIDATION_EVERY == 0]
-        model = train_per_base_cnn(Subset(train_windows, fit.tolist()),
-                                   Subset(train_windows, val.tolist()), cnn_epochs, seed)
-        probability = predict_per_base(model, test_ids)
+        probability = PerBaseCNNBaseline(cnn_epochs, seed).fit(*stacked(train_windows)
+                                                               ).predict_proba(test_ids)
     else:
         check_baselines([name], TOKEN_BASELINES, "token_classification")
     starts = np.asarray(read_table(test, columns=["start"]).column("start").to_pylist())

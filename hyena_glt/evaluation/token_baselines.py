@@ -30,8 +30,10 @@ from torch.utils.data import DataLoader, Dataset
 from hyena_glt.data.datasets import IGNORE_INDEX, collate_batch
 from hyena_glt.errors import DataError
 
-__all__ = ["base_features", "OrfKmerLogisticRegression", "PerBaseCNN", "train_per_base_cnn",
-           "predict_per_base", "stacked", "KMER_COLUMNS"]
+__all__ = ["base_features", "OrfKmerLogisticRegression", "PerBaseCNN", "PerBaseCNNBaseline",
+           "train_per_base_cnn", "predict_per_base", "stacked", "KMER_COLUMNS"]
+
+VALIDATION_EVERY = 5  # every 5th training window picks the per-base CNN's epoch
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +155,11 @@ class OrfKmerLogisticRegression:
         """``(N * L,)`` P(CDS) per base."""
         return self.model.predict_proba(self._features(ids))[:, 1]
 
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The regression's weights (the scaler's statistics are not parameters)."""
+        model = self.model[-1]
+        return {"coef": model.coef_, "intercept": model.intercept_}
+
 
 class PerBaseCNN(nn.Module):
     """``(B, L) ids -> (B, L, 2)`` logits: embedding, a width-9 convolution and residual dilated
@@ -213,3 +220,37 @@ def predict_per_base(model: nn.Module, ids: np.ndarray, batch_size: int = 8) -> 
         logits = getattr(logits, "logits", logits)
         probabilities.append(logits.float().softmax(-1)[..., 1].reshape(-1).numpy())
     return np.concatenate(probabilities)
+
+
+class PerBaseCNNBaseline:
+    """:class:`PerBaseCNN` behind the baselines' ``fit(ids, labels (N, L))`` /
+    ``predict_proba(ids) -> (N * L,)`` interface; every 5th training window is held back to
+    pick the epoch."""
+
+    name = "per_base_cnn"
+
+    def __init__(self, epochs: int = 5, seed: int = 0) -> None:
+        self.epochs, self.seed = epochs, seed
+        self.model: PerBaseCNN | None = None
+
+    def fit(self, ids: np.ndarray, labels: np.ndarray) -> PerBaseCNNBaseline:
+        windows = [{"input_ids": torch.as_tensor(i, dtype=torch.long),
+                    "labels": torch.as_tensor(y, dtype=torch.long)} for i, y in zip(ids, labels,
+                                                                                  strict=True)]
+        held = [w for k, w in enumerate(windows) if k % VALIDATION_EVERY == 0]
+        fit = [w for k, w in enumerate(windows) if k % VALIDATION_EVERY != 0]
+        if not fit or not held:
+            raise DataError(f"{len(windows)} training windows: the per-base CNN needs at least "
+                            f"2 (every {VALIDATION_EVERY}th picks the epoch)")
+        self.model = train_per_base_cnn(fit, held, self.epochs, self.seed)
+        return self
+
+    def predict_proba(self, ids: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise DataError("PerBaseCNNBaseline.predict_proba called before fit")
+        return predict_per_base(self.model, np.asarray(ids))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        if self.model is None:
+            raise DataError("PerBaseCNNBaseline has no parameters before fit")
+        return {k: v.numpy() for k, v in self.model.state_dict().items()}
