@@ -257,3 +257,24 @@ def test_report_renders_in_headless_chromium_offline(report, tmp_path):
     for task in TASKS:  # every figure was drawn by plotly.js (an SVG inside its div)
         section = dom.stdout.split(f'id="task-{task}"')[1].split("</section>")[0]
         assert section.count('class="main-svg"') >= 2 * section.count(f'id="{task}-figure-')
+
+
+def test_multi_class_task_is_scored_by_macro_f1(tmp_path):
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 3, 150)
+    frames = []
+    for model, signal in (("finetuned", 2.0), ("kmer_baseline", 0.5)):
+        logits = rng.normal(size=(150, 3)) + signal * np.eye(3)[target]
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        frames.append(predictions_frame(model, "multiloc", "sequence_classification", target,
+                                        probs, np.arange(150)))
+    results = pd.DataFrame({"model": ["finetuned", "kmer_baseline"], "dataset": "multiloc",
+                            "metric": "f1_macro", "value": [0.7, 0.5]})
+    page = PerformanceAnalyzer(bootstrap=SETTINGS).generate_report(
+        results, tmp_path / "r.html", predictions=pd.concat(frames)).read_text()
+    parsed = _Page()
+    parsed.feed(page)
+    (row,) = [row for row in parsed.rows if row]
+    assert row[3] == "f1_macro" and row[9] == "better"
+    # metric panel and confusion matrices; no ROC or calibration for three classes
+    assert len([i for i in parsed.ids if i.startswith("multiloc-figure-")]) == 2
