@@ -206,7 +206,7 @@ class HyenaGLTConfig:
             setattr(self, spec.name, _coerce(spec.name, getattr(self, spec.name),
                                              hints[spec.name]))
         if self.id2label is not None:
-            self.id2label = {parse_number(k, int, f"HyenaGLTConfig.id2label key {k!r}"): str(v)
+            self.id2label = {parse_number(k, int, "HyenaGLTConfig.id2label key"): str(v)
                              for k, v in self.id2label.items()}
         self.validate()
 

@@ -350,6 +350,11 @@ simple("vcf-ref-mismatch", lambda t: ingest_vcf(t, f"chr1\t1\t.\t{'C' if SEQ[0] 
        "chr1:1", "does not match the reference")
 simple("vcf-past-contig-end", lambda t: ingest_vcf(t, "chr1\t500\t.\tA\tG\t.\t.\t.\n"),
        "chr1:500", "past the end of contig chr1", "length 80")
+simple("vcf-pos-text", lambda t: ingest_vcf(t, "chr1\t5\t.\tA\tG\t.\t.\t.\n"
+                                              "chr1\tfive\t.\tA\tG\t.\t.\t.\n"),
+       "v.vcf", "line 6", "after chr1:5", "POS 'five' is not a whole number")
+simple("vcf-too-few-columns", lambda t: ingest_vcf(t, "chr1\t5\t.\tA\tG\n"), "v.vcf",
+       "line 5", "5 tab-separated columns")
 simple("vcf-label-info-undeclared",
        lambda t: ingest_vcf(t, "chr1\t5\t.\tA\tG\t.\t.\t.\n", "--label-info", "XX"),
        "v.vcf", "'XX'", "not declared")
@@ -409,6 +414,7 @@ for name, setting, named in [
     ("set-ngram-text", "ngram_sizes=a,b", ("ngram_sizes[0]", "not an integer")),
     ("set-heads-not-divisor", "num_heads=5", ("num_heads", "a divisor of d_model")),
     ("set-pooling", "pooling=max", ("pooling='max'", "one of mean, attention")),
+    ("set-id2label-key", "id2label={a: b}", ("id2label key='a'", "not an integer")),
     ("set-unreadable-yaml", "merge_mode=[entropy", ("--set 'merge_mode=[entropy'",
                                                     "unreadable value")),
     ("set-list-for-number", "d_model=[64, 128]", ("d_model=[64, 128]", "not an integer")),

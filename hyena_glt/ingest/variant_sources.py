@@ -9,8 +9,10 @@ table column, or a sidecar table keyed by (chrom, pos, ref, alt).
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
 import math
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,43 @@ class VariantCounts:
 def is_symbolic(allele: str) -> bool:
     """True for alleles that are not plain bases: ``<DEL>``, ``*``, breakends ``G]17:198982]``, ``.G``."""
     return allele.startswith("<") or allele == "*" or any(c in allele for c in "[].")
+
+
+def _data_line(path: Path, index: int) -> tuple[int | None, str]:
+    """(line number, text) of data line ``index`` (0-based) of a text VCF; error path only.
+
+    htslib says only "truncated file" when a record does not parse; the line itself tells the
+    user what is wrong. BCF gives ``(None, "")``.
+    """
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rt", errors="replace") as handle:
+            seen = -1
+            for number, text in enumerate(handle, start=1):
+                if not text.startswith("#"):
+                    seen += 1
+                    if seen == index:
+                        return number, text.rstrip("\n")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+        pass
+    return None, ""
+
+
+def _field_problem(text: str) -> str:
+    """The first VCF column of ``text`` that cannot be right, in words."""
+    fields = text.split("\t")
+    if len(fields) < 8:
+        return f"{len(fields)} tab-separated columns, a VCF record has at least 8"
+    if not fields[1].isdigit():
+        return f"POS {fields[1]!r} is not a whole number"
+    if not fields[3] or not fields[4]:
+        return "REF and ALT must not be empty"
+    return "see the VCF specification for columns 1-8"
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
 
 
 def _open_variant_file(path: Path) -> pysam.VariantFile:
@@ -158,10 +197,10 @@ def variants_from_vcf(
             except StopIteration:
                 return
             except (OSError, ValueError) as err:
-                raise DataError(
-                    f"cannot parse record {counts.records + 1}, the one after {last}: {err}",
-                    path=path,
-                ) from None
+                line, text = _data_line(path, counts.records)
+                shown = f": {text[:80]!r} ({_field_problem(text)})" if text else f": {err}"
+                raise DataError(f"cannot parse record {counts.records + 1}, the one after "
+                                f"{last}{shown}", path=path, line=line) from None
             counts.records += 1
             last = f"{record.chrom}:{record.pos}"
             if record.pos < 1:
