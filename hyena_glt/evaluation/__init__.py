@@ -1,8 +1,14 @@
-"""Evaluation: metrics, variant-effect scoring, baselines, benchmarks, analyzers and the report."""
+"""Evaluation: metrics, variant-effect scoring, baselines for every task type, benchmarks,
+bootstrap intervals, analyzers and the report."""
 
 from hyena_glt.evaluation.annotation import evaluate_token_classifier
 from hyena_glt.evaluation.attention import AttentionAnalyzer, AttentionMaps
-from hyena_glt.evaluation.baselines import CNNBaseline, GenomicBenchmarksCNN, KmerLogisticRegression
+from hyena_glt.evaluation.baselines import (
+    CNNBaseline,
+    GenomicBenchmarksCNN,
+    KmerLogisticRegression,
+    KmerRidgeRegression,
+)
 from hyena_glt.evaluation.benchmark import (
     BenchmarkTask,
     ModelBenchmark,
@@ -20,7 +26,11 @@ from hyena_glt.evaluation.models import (
 )
 from hyena_glt.evaluation.regression import evaluate_regressor
 from hyena_glt.evaluation.report import PerformanceAnalyzer
-from hyena_glt.evaluation.token_baselines import OrfKmerLogisticRegression, PerBaseCNN
+from hyena_glt.evaluation.token_baselines import (
+    OrfKmerLogisticRegression,
+    PerBaseCNN,
+    PerBaseCNNBaseline,
+)
 from hyena_glt.evaluation.variant_baselines import ContextLogisticRegression
 from hyena_glt.evaluation.variant_effect import (
     delta_log_likelihood,
@@ -45,8 +55,10 @@ __all__ = [
     "KmerLogisticRegression",
     "GenomicBenchmarksCNN",
     "CNNBaseline",
+    "KmerRidgeRegression",
     "OrfKmerLogisticRegression",
     "PerBaseCNN",
+    "PerBaseCNNBaseline",
     "ContextLogisticRegression",
     "BootstrapSettings",
     "bootstrap_metric",
