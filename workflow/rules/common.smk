@@ -288,13 +288,20 @@ def check_model_settings():
     """pretrain.model, finetune.overrides and each by_task_type's overrides as HyenaGLTConfig
     sees them (unknown fields, 1e-3 read as a number, batch_size >= 1), and the curriculum
     against the model's sequence_length and the ingested windows."""
-    from hyena_glt.config import check_config_fields
+    from hyena_glt.config import HyenaGLTConfig, check_config_fields
 
     model = checked(
         check_config_fields, config["pretrain"]["model"], "config: pretrain.model"
     )
     finetune = config["finetune"]
-    base = model.to_dict() if not finetune["pretrained"] else {}
+    base = model.to_dict()  # the overrides change the model they start from
+    if finetune["pretrained"]:
+        saved = os.path.join(finetune["pretrained"], "config.json")
+        base = (
+            checked(HyenaGLTConfig.from_pretrained, saved).to_dict()
+            if os.path.isfile(saved)
+            else {}  # a registered name: its fields are checked when the job loads it
+        )
     overrides = finetune.get("overrides", {})
     checked(check_config_fields, overrides, "config: finetune.overrides", base)
     for kind, special in finetune.get("by_task_type", {}).items():
