@@ -6,7 +6,8 @@ files by absolute path, so the new project dry-runs and runs as it is; the user 
 the rows with their own files (paths relative to the project folder, or absolute). Results and
 logs land in the project folder; the workflow's own files stay where they are installed
 (``snakemake -s .../workflow/Snakefile --directory DIR``, as Snakemake's workflow catalog does).
-The SLURM profile is copied to ``DIR/profiles/slurm`` to be edited per project.
+The profiles are copied too: ``profiles/default`` (local runs: rerun triggers, shell commands
+printed) and ``profiles/slurm``, to be edited per project (partition, account).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..io import atomic_directory
 __all__ = ["register", "workflow_root", "write_project"]
 
 #: Sheet columns holding input files: rewritten to absolute paths of the bundled example.
-FILE_COLUMNS = frozenset({"fasta", "table", "annotation", "reference", "vcf", "labels"})
+FILE_COLUMNS = frozenset({"fasta", "table", "annotation", "reference", "vcf", "labels", "input"})
 
 
 def workflow_root() -> Path:
@@ -64,9 +65,8 @@ def write_project(directory: Path, root: Path) -> None:
         shutil.copy(root / "config" / "config.yaml", tmp / "config" / "config.yaml")
         for sheet in sorted((root / "config").glob("*.tsv")):
             (tmp / "config" / sheet.name).write_text(_absolute_sheet(sheet.read_text(), root))
-        (tmp / "profiles" / "slurm").mkdir(parents=True)
-        shutil.copy(root / "profiles" / "slurm" / "config.yaml",
-                    tmp / "profiles" / "slurm" / "config.yaml")
+        # profiles/default (picked up from the folder snakemake runs in) and profiles/slurm
+        shutil.copytree(root / "profiles", tmp / "profiles")
 
 
 def _run(args: argparse.Namespace) -> int:
