@@ -246,6 +246,9 @@ simple("table-one-class", lambda t: ingest_table(t, ["ACGT,1", "ACGA,1"]), "t.cs
        "one class only", "--task regression")
 simple("table-one-text-class", lambda t: ingest_table(t, ["ACGT,yes", "ACGA,yes"]),
        "one class only")
+simple("table-scores-as-classes",
+       lambda t: ingest_table(t, ["ACGT,0.25", "ACGA,0.75", "ACGC,1"]), "t.csv", "line 2",
+       "'0.25'", "--task regression")
 simple("table-invalid-character", lambda t: ingest_table(t, [*balanced(), "ACJT,1"]),
        "line 8", "'J'", "--unknown replace")
 simple("table-protein-as-dna", lambda t: ingest_table(t, ["MKVLEEQ,0", "MKVLPPQ,1"]), "line 2",

@@ -108,6 +108,12 @@ def encode_labels(
     integers = pd.to_numeric(values, errors="coerce")
     whole = integers.notna().all() and (integers == integers.round()).all() and \
         (integers >= 0).all()
+    fractional = np.flatnonzero((integers != integers.round()).to_numpy(dtype=bool))
+    if integers.notna().all() and len(fractional):  # scores, not classes: one class each
+        raise DataError(f"label {values.iloc[fractional[0]]!r} in column {values.name!r} is a "
+                        "number with a fraction, not a class: use --task regression for "
+                        "scores, or give class labels (0, 1, ... or names)",
+                        **_where(path, text, int(fractional[0])))
     names = sorted(set(values.astype(str).tolist()))
     if len(set(integers.tolist()) if whole else names) < 2:
         raise DataError(f"column {values.name!r} holds one class only ({names[0]!r}): a "
