@@ -23,7 +23,12 @@ from hyena_glt.model import (
     HyenaGLTForTokenClassification,
     HyenaGLTForVariantEffect,
 )
-from hyena_glt.prediction import load_predictor, split_points, window_starts
+from hyena_glt.prediction import (
+    load_predictor,
+    memory_budget_bases,
+    split_points,
+    window_starts,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -105,6 +110,20 @@ def test_windows_cover_every_base_once_with_context(length, window, overlap):
     inner_left = splits[1:-1] - starts[1:]  # context before the first base a window writes
     inner_right = ends[:-1] - splits[1:-1]  # and after the last
     assert (inner_left >= overlap // 2).all() and (inner_right >= overlap // 2).all()
+
+
+def test_at_most_one_batch_of_windows_is_read_at_a_time():
+    from hyena_glt.ingest.vcf import open_reference
+    from hyena_glt.prediction.tracks import _contig_batches
+
+    with open_reference(SARS) as fasta:
+        batches = list(_contig_batches(fasta, "NC_045512.2", 1000, 100, 4))
+    covered = [base for batch in batches for _, _, begin, end in batch
+               for base in range(begin, end)]
+    assert covered == list(range(SARS_LENGTH))  # every base written once, in order
+    for batch in batches:
+        assert len(batch) <= 4 and all(len(text) == 1000 for _, text, _, _ in batch)
+        assert batch[-1][0] + 1000 - batch[0][0] <= memory_budget_bases(1000, 4)
 
 
 # --- per-base tracks ------------------------------------------------------------------------
@@ -300,6 +319,19 @@ def test_unscorable_records_are_flagged_and_counted_and_scores_line_up(models, t
     ll = predictor.model.sequence_log_likelihood(ids)
     assert records["snv"].info["HGLT_DLL"][0] == pytest.approx(float(ll[1] - ll[0]), rel=1e-4,
                                                                abs=1e-4)
+
+
+def test_bcf_input_is_read_like_a_vcf(models, tmp_path):
+    bcf = tmp_path / "brca1.bcf"
+    with pysam.VariantFile(str(BRCA1_VCF)) as source, \
+            pysam.VariantFile(str(bcf), "wb", header=source.header) as target:
+        for _, record in zip(range(30), source, strict=False):
+            target.write(record)
+    out = tmp_path / "bcf"
+    assert predict(models["lm"], bcf, "--reference", BRCA1_REF, "--out", out,
+                   "--window", "32") == 0
+    with pysam.VariantFile(str(out / "annotated.vcf.gz")) as annotated:
+        assert sum(1 for _ in annotated) == 30
 
 
 def test_zero_shot_scores_with_hyena_glt_base(tmp_path):
