@@ -232,8 +232,6 @@ def _baselines(args: argparse.Namespace, kind: str, dataset: str) -> dict[str, A
     chosen = [b for b in args.baselines.split(",") if b and b != "none"]
     if not chosen:
         return {}
-    if args.train is None:
-        raise ConfigurationError("--baselines needs --train (the part they are fit on)")
     allowed = {"annotation": predictions.TOKEN_BASELINES,
                "variants": predictions.VARIANT_BASELINES}.get(kind) or \
         predictions.table_baselines(args.data)
@@ -274,6 +272,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--model: two models share a name ({', '.join(args.model)})")
     if args.scores_out is not None and len(models) > 1:
         raise ConfigurationError("--scores-out needs a single --model")
+    if args.baselines not in ("", "none") and args.train is None:
+        raise ConfigurationError("--baselines needs --train (the part they are fit on)")
     dataset = args.dataset or args.data.name.split(".")[0]
     evaluated = {name: _evaluate_model(args, name, directory, kind, dataset)
                  for name, directory in models.items()}

@@ -54,7 +54,8 @@ def load_table(table: pd.DataFrame | str | Path, needed: Sequence[str] = RESULT_
     else:
         path = Path(table)
         if not path.is_file():
-            raise DataError("results table not found", path=source)
+            raise DataError("table not found; check the path (or rerun the job that writes "
+                            "it)", path=source)
         if path.stat().st_size == 0:
             raise DataError("the table is an empty (0-byte) file; rerun the job that "
                             "writes it", path=source)
