@@ -543,6 +543,14 @@ def _(tmp, assets):
     return finetune(tmp, assets, task="variant_effect")
 
 
+@case("finetune-table-file-na-label", "t.csv", "line 8", "missing label ('NA')")
+def _(tmp, assets):
+    """A table given as it is, not ingested: the same label checks as `ingest table`."""
+    return ["finetune", "--pretrained", str(assets["root"] / "lm"), "--train",
+            table(tmp, [*balanced(), "ACGT,NA"]), "--task-type", "sequence_classification",
+            "--out", out(tmp)]
+
+
 @case("finetune-split-parent", "split parts", "split/train")
 def _(tmp, assets):
     return finetune(tmp, assets, train="split")

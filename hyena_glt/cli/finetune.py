@@ -36,6 +36,17 @@ TASK_TYPES = ("sequence_classification", "protein_function", "token_classificati
               "genome_annotation", "variant_effect", "regression")
 
 
+def _check_table_labels(path: Path, task_type: str) -> None:
+    """A table given as it is gets the ingester's label checks: a missing label (NA, NaN,
+    empty), one class only, or scores given for classes is a named DataError, not a class."""
+    from ..ingest.tables import encode_labels, read_labelled_table
+
+    frame, text = read_labelled_table(path, ["sequence"])
+    if "label" in frame.columns:
+        task = "regression" if task_type == "regression" else "classification"
+        encode_labels(frame["label"], task, path, text)
+
+
 def _dataset(path: Path, task_type: str, max_length: int | None) -> Any:
     from ..data.datasets import (
         GenomeAnnotationDataset,
@@ -63,7 +74,10 @@ def _dataset(path: Path, task_type: str, max_length: int | None) -> Any:
 def _run_finetune(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
     from ..training import FineTuner
+    from ..training.finetune import TASK_SHARD_KINDS
 
+    if args.train.is_file() and TASK_SHARD_KINDS[args.task_type] == "table":
+        _check_table_labels(args.train, args.task_type)
     train = _dataset(args.train, args.task_type, args.max_length)
     val = _dataset(args.val, args.task_type, args.max_length) if args.val else None
     test = _dataset(args.test, args.task_type, args.max_length) if args.test else None
