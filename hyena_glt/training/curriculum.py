@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..config import parse_number
 from ..errors import ConfigurationError
 
 __all__ = ["CurriculumStage", "CurriculumLearner"]
@@ -44,9 +45,11 @@ class CurriculumStage:
 
 
 def _positive(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    """``value`` read by the config's one number reader (``"1e3"``, ``"512"``), checked >= 1."""
+    number = parse_number(value, int, where)
+    if number < 1:
         raise ConfigurationError(f"{where}={value!r} must be an integer >= 1")
-    return value
+    return number
 
 
 class CurriculumLearner:
@@ -78,9 +81,8 @@ class CurriculumLearner:
                 raise ConfigurationError(f"{where}: 'max_length' is required")
             if ("epochs" in stage) == ("steps" in stage):
                 raise ConfigurationError(f"{where}: give exactly one of 'epochs' or 'steps'")
-            for key, value in stage.items():
-                _positive(value, f"{where}.{key}")
-            self.stages.append(dict(stage))
+            self.stages.append({key: _positive(value, f"{where}.{key}")
+                                for key, value in stage.items()})
 
     @classmethod
     def from_string(cls, text: str) -> CurriculumLearner:
