@@ -32,10 +32,18 @@ _LAZY = {
     "HyenaGLTForTokenClassification": "model",
     "HyenaGLTForRegression": "model",
     "HyenaGLTForCausalLM": "model",
+    "HyenaGLTForVariantEffect": "model",
+    "import_hyenadna": "model",
+    "chunked_logits": "model",
+    "ProteinFunctionDataset": "data",
+    "GenomeAnnotationDataset": "data",
+    "VariantEffectDataset": "data",
     "HyenaGLTTrainer": "training",
     "FineTuner": "training",
     "CurriculumLearner": "training",
+    "MultiTaskLearner": "training",
     "GenomicMetrics": "evaluation",
+    "ModelBenchmark": "evaluation",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -164,7 +164,9 @@ class HyenaGLTConfig:
     use_dynamic_merging: bool = True
     #: Fraction of positions merged away (0 = no merging; 0.5 = mean patch of 2 tokens).
     merge_ratio: float = 0.5
-    #: Entropy threshold (nats) above which a new patch starts, when ``merge_mode="entropy"``.
+    #: Not read by the models: their merging threshold is calibrated during training to give
+    #: ``merge_ratio`` (see :class:`~hyena_glt.model.merging.DynamicMergingLayer`, whose
+    #: ``threshold`` argument fixes one). Kept so that config.json files that hold it load.
     merge_threshold: float = 0.1
     #: How patch boundaries are chosen: ``"entropy"`` (global threshold on next-token
     #: entropy), ``"monotonic"`` (entropy rises), or ``"learned"`` (a boundary score).
@@ -195,6 +197,9 @@ class HyenaGLTConfig:
     warmup_steps: int = 100
     max_grad_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    #: Recompute each block's activations in the backward pass instead of storing them: memory
+    #: of one block's activations instead of all of them, for about one extra forward pass.
+    gradient_checkpointing: bool = False
     seed: int = 0
 
     #: Free-form extras a caller wants stored with the model (kept, never interpreted).

@@ -78,9 +78,19 @@ def _class_labels(values: Sequence[Any]) -> tuple[np.ndarray, dict[str, int] | N
     """Labels -> (int64 class indices or float32 values, label2id for classes or None).
 
     Whole numbers >= 0 stay class indices; other numbers are regression values; text labels are
-    numbered in sorted order.
+    numbered in sorted order. Missing labels (empty, NA, NaN, ...) are an error, never a class.
+
+    Raises:
+        DataError: a missing label, naming its row.
     """
+    from ..ingest.tables import MISSING  # the ingester's spellings of a missing value
+
     series = pd.Series(list(values))
+    missing = (series.isna() | series.astype(str).str.strip().isin(MISSING)).to_numpy(bool)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataError(f"label of row {row + 1} is missing ({series.iloc[row]!r}); drop the "
+                        f"{int(missing.sum())} unlabelled row(s) or fill them in")
     numbers = pd.to_numeric(series, errors="coerce")
     if numbers.notna().all():
         if (numbers == numbers.round()).all() and (numbers >= 0).all():

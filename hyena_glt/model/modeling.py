@@ -84,7 +84,7 @@ class HyenaGLTModel(HyenaGLTPreTrainedModel):
         #: Recompute block activations in the backward pass (see ``run_block``).
         self.gradient_checkpointing = False
         # getattr: configs written before HyenaGLTConfig.gradient_checkpointing existed
-        if getattr(c, "gradient_checkpointing", False):
+        if c.gradient_checkpointing:
             self.gradient_checkpointing_enable()
 
     def _check_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
