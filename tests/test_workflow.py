@@ -71,6 +71,7 @@ def write_config(directory: Path, config: dict, genomes: list[dict], tasks: list
         **config,
         "genomes": str(write_sheet(directory / "genomes.tsv", genomes)),
         "tasks": str(write_sheet(directory / "tasks.tsv", tasks)),
+        "predict": None,  # the example's predictions name the example's tasks
         "pretrain": {
             **pretrain,
             "held_out_genomes": held_out if set(held_out) != names else [],
@@ -134,7 +135,8 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
     assert len(genomes) == 3
     # promoters (sequence): fine-tuned, compressed 4 ways, benchmarked beside the baselines;
     # chloroplast_cds (token): fine-tuned, evaluated; brca1_lof (variants): a paired head
-    # fine-tuned on 256-nt windows, evaluated beside the pretrained LM's zero-shot score.
+    # fine-tuned on 256-nt windows, evaluated beside the pretrained LM's zero-shot score; the
+    # predict sheet's three rows; the effective config written first.
     assert job_counts(result.stdout) == {
         "ingest_genome": 3,
         "ingest_sequence_task": 1,
@@ -148,9 +150,11 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
         "export": 1,
         "benchmark": 1,
         "evaluate": 2,
+        "effective_config": 1,
         "report": 1,
+        "predict": 3,
         "all": 1,
-        "total": 19,
+        "total": 23,
     }
     # The local profile was used: it prints every shell command.
     assert "Using workflow specific profile profiles/default" in result.stderr

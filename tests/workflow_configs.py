@@ -119,6 +119,7 @@ def tiny_config(directory: Path, cpus: int, memory_mb: int) -> Path:
         config = fit_resources(merge_existing(yaml.safe_load(handle), TINY), cpus, memory_mb)
     config["genomes"] = str(write_sheet(directory / "genomes.tsv", [SARS_COV_2]))
     config["tasks"] = str(write_sheet(directory / "tasks.tsv", [promoters_task(directory)]))
+    config["predict"] = None  # the example's predictions name the example's tasks
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -10,6 +10,7 @@ import shlex
 
 import jsonschema
 import pandas as pd
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -527,6 +528,7 @@ def report_inputs(wildcards):
         ],
         "models": [finetuned_model(task) for task in tasks]
         + ([PRETRAINED] if needs_pretraining() else []),
+        "config": EFFECTIVE_CONFIG,
     }
 
 
@@ -535,6 +537,35 @@ def repeated(option, paths):
 
 
 REPORT = "results/report/hyena_glt_report.html"
+EFFECTIVE_CONFIG = "results/config.effective.yaml"
+
+
+def sheet_rows(sheet):
+    """A sheet's rows as dicts of their filled-in cells."""
+    return [
+        {column: value for column, value in row.items() if not pd.isna(value)}
+        for row in sheet.to_dict("records")
+    ]
+
+
+def effective_config_text():
+    """What this run uses, as YAML: the config after the --configfile merges, --config
+    overrides and schema defaults, the files it came from and the sheets' rows (each task's
+    split included)."""
+    sheets = {"genomes": sheet_rows(GENOMES), "tasks": sheet_rows(TASKS)}
+    if len(PREDICTIONS):
+        sheets["predict"] = sheet_rows(PREDICTIONS)
+    sources = [os.path.abspath(path) for path in workflow.configfiles]
+    header = (
+        "# The configuration this Hyena-GLT run uses (written at its start): config/config.yaml"
+        "\n# of the run's folder, --configfile files merged over it, --config overrides and"
+        "\n# the schema's defaults; the sheets as read.\n"
+    )
+    return header + yaml.safe_dump(
+        {"sources": sources, "config": config, "sheets": sheets},
+        sort_keys=False,
+        default_flow_style=False,
+    )
 
 
 def prediction_outputs():

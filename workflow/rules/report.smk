@@ -4,7 +4,22 @@
 # memory) in one self-contained HTML file with plotly.js embedded (no network needed to view it).
 # It is also registered with Snakemake's report(), so `snakemake --report report.zip` bundles it.
 
-import json
+from pathlib import Path
+
+
+# The effective config is written first (a rule without inputs) and rewritten whenever the
+# config or a sheet changes (its text is a parameter; rerun-triggers include params).
+rule effective_config:
+    output:
+        EFFECTIVE_CONFIG,
+    log:
+        "logs/effective_config.log",
+    localrule: True
+    params:
+        text=lambda wildcards: effective_config_text(),
+    run:
+        Path(output[0]).write_text(params.text)
+        Path(log[0]).write_text(f"wrote {output[0]}\n")
 
 
 rule report:
@@ -32,14 +47,14 @@ rule report:
         training_logs=lambda wildcards, input: repeated(
             "--training-log", [f"{model}/metrics.jsonl" for model in input.models]
         ),
-        data_files=quoted(f"--data-file={path}" for path in input_files()),
+        data_files=lambda wildcards, input: quoted(
+            f"--data-file={path}" for path in [*input_files(), input.config]
+        ),
         title=config["report"].get("title", "Hyena-GLT benchmark report"),
         resamples=config["report"].get("bootstrap_resamples", 1000),
         seed=config["seed"],
-        # the merged config this run uses (config files, --config overrides, defaults)
-        config=json.dumps(config, sort_keys=True, default=str),
     shell:
         "hyena-glt report {params.results} {params.predictions} {params.training_logs}"
-        " {params.data_files} --config-json {params.config:q}"
+        " {params.data_files} --config {input.config:q}"
         " --job-benchmarks results/benchmarks --resamples {params.resamples}"
         " --seed {params.seed} --title {params.title:q} --out {output:q} > {log} 2>&1"
