@@ -89,6 +89,17 @@ def subset_promoters(shared: Path) -> None:
             handle.write(subset.to_csv(index=False, lineterminator="\n").encode())
 
 
+def example_promoters() -> None:
+    """The first 4 rows of each label of the promoter subset, as FASTA (the predict example)."""
+    table = pd.read_csv(RESOURCES / PROMOTERS_DEST)
+    lines = []
+    for row, (sequence, label) in enumerate(zip(table["sequence"], table["label"]), start=1):
+        if (table["label"].iloc[:row] == label).sum() <= 4:
+            lines.append(f">row{row}_label{label} row {row} of {Path(PROMOTERS_DEST).name}")
+            lines.extend(sequence[i:i + 60] for i in range(0, len(sequence), 60))
+    (RESOURCES / "promoters" / "example_promoters.fa").write_text("\n".join(lines) + "\n")
+
+
 def main(shared: Path) -> None:
     for source, destination in COPIES:
         target = RESOURCES / destination
@@ -96,6 +107,7 @@ def main(shared: Path) -> None:
         shutil.copyfile(shared / source, target)
     slice_klebsiella(shared)
     subset_promoters(shared)
+    example_promoters()
     # Indexes next to every BGZF FASTA, so readers never need to write into resources/.
     for fasta in sorted((RESOURCES / "genomes").glob("*.fa.gz")) + [
         RESOURCES / "variants" / "ref_brca1.fa.gz"
