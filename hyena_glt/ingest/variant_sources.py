@@ -23,7 +23,7 @@ import pysam
 from ..errors import ConfigurationError, DataError
 from .reference import is_plain_gzip
 
-__all__ = ["Variant", "VariantCounts", "is_symbolic", "variants_from_vcf",
+__all__ = ["Variant", "VariantCounts", "is_symbolic", "open_variant_file", "variants_from_vcf",
            "variants_from_table", "read_variant_labels", "ROW_COLUMNS"]
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def _is_gzip(path: Path) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _open_variant_file(path: Path) -> pysam.VariantFile:
+def open_variant_file(path: Path) -> pysam.VariantFile:
     if not path.is_file():
         raise DataError("VCF/BCF file " + ("is a directory" if path.is_dir() else "not found"),
                         path=path)
@@ -183,7 +183,7 @@ def variants_from_vcf(
     """
     path = Path(path)
     counts = counts if counts is not None else VariantCounts()
-    with _open_variant_file(path) as vcf:
+    with open_variant_file(path) as vcf:
         if label_info is not None and label_info not in vcf.header.info:
             raise DataError(
                 f"INFO field {label_info!r} (the label) is not declared in the header; declared: "

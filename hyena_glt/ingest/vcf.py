@@ -62,7 +62,7 @@ from .variant_sources import (  # re-exported: the readers' home before they had
     variants_from_table,
     variants_from_vcf,
 )
-from .variant_sources import _open_variant_file as _open_variant_file  # hyena_glt.prediction
+from .variant_sources import open_variant_file as open_variant_file  # hyena_glt.prediction
 
 __all__ = [
     "Variant",

@@ -34,7 +34,9 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError, TokenizationError
 from ..evaluation.variant_effect import delta_log_likelihood, predict_variant_effects
-from ..ingest.vcf import Variant, _open_variant_file, is_symbolic, open_reference, variant_windows
+from ..ingest.reference import open_reference
+from ..ingest.variant_sources import Variant, is_symbolic, open_variant_file
+from ..ingest.vcf import variant_windows
 from ..progress import Progress
 from .predictor import Predictor
 
@@ -74,7 +76,7 @@ def check_reference(vcf_path: str | Path, fasta: pysam.FastaFile, reference: str
     """
     seen = checked = mismatched = 0
     first = ""
-    with _open_variant_file(Path(vcf_path)) as vcf:
+    with open_variant_file(Path(vcf_path)) as vcf:
         contigs = set()
         for record in vcf:
             seen += 1
@@ -186,7 +188,7 @@ def annotate_vcf(predictor: Predictor, vcf_path: str | Path, reference: str | Pa
     plain = out_dir / "annotated.vcf"
     with open_reference(reference) as fasta:
         check_reference(vcf_path, fasta, reference)
-        with _open_variant_file(Path(vcf_path)) as vcf, open(plain, "w") as out, \
+        with open_variant_file(Path(vcf_path)) as vcf, open(plain, "w") as out, \
                 Progress(desc="variants", unit="record") as bar:
             field, declared = _header_lines(predictor, window)
             *meta, columns = str(vcf.header).rstrip("\n").split("\n")
