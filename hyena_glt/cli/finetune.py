@@ -7,6 +7,11 @@ directory ``--out`` (config.json, model.safetensors, tokenizer.json, metrics.jso
 training_config.json, and test_metrics.json with ``--test``) appears only when training is
 done; checkpoints live in ``--run-dir`` (default ``OUT.run``) and a rerun resumes.
 
+Binary tasks (per-base, two-class sequences) choose their decision threshold on the validation
+part (``--val``, else ``--val-fraction`` of ``--train`` held out: whole windows, or per label)
+as the MCC-best cut of P(class 1), stored in config.json (``extra.decision_threshold``) for
+``hyena-glt predict`` and ``evaluate``.
+
 Exit status: 0 done; 2 bad input or settings, or a non-finite loss; 75 (EX_TEMPFAIL) stopped
 by SIGTERM/SIGUSR1 after a checkpoint: rerun to resume.
 """
@@ -19,7 +24,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .arguments import positive_float, positive_int
+from .arguments import fraction, positive_float, positive_int
 from .pretrain import (
     add_training_options,
     config_fields,
@@ -103,7 +108,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
             model_dir=args.out, device=args.device,
             max_steps=args.max_steps, log_steps=args.log_steps, eval_steps=args.eval_steps,
             save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
-            metric_for_best=args.metric, num_workers=args.num_workers)
+            metric_for_best=args.metric, num_workers=args.num_workers,
+            val_fraction=args.val_fraction)
         trainer = finetuner.trainer
         if trainer is not None:
             discard_resume_state(trainer)
@@ -126,6 +132,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="training shard directory (or CSV/TSV/Parquet table)")
     parser.add_argument("--val", type=Path, default=None, metavar="DATA",
                         help="validation data: best model and early stopping")
+    parser.add_argument("--val-fraction", type=fraction, default=0.1, metavar="F",
+                        help="without --val, the share of --train held out (seeded; whole "
+                        "windows, or per label) to pick the best model and the decision "
+                        "threshold of a binary task (default 0.1; 0: none)")
     parser.add_argument("--test", type=Path, default=None, metavar="DATA",
                         help="held-out data scored once at the end -> OUT/test_metrics.json")
     parser.add_argument("--task-type", required=True, choices=TASK_TYPES)

@@ -29,7 +29,7 @@ from sklearn import metrics as skm
 from hyena_glt.config import TASK_TYPES
 from hyena_glt.errors import ConfigurationError, DataError, HyenaGLTWarning
 
-__all__ = ["GenomicMetrics", "TASK_FAMILIES"]
+__all__ = ["GenomicMetrics", "TASK_FAMILIES", "THRESHOLD_KEY", "stored_threshold", "decide"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,28 @@ TASK_FAMILIES: dict[str, str] = {
 assert set(TASK_TYPES) <= set(TASK_FAMILIES), "every config task type needs a metric family"
 
 Metrics = dict[str, Any]
+
+#: ``config.extra`` key of a binary model's threshold on P(class 1), chosen on validation data
+#: at fine-tuning time (:mod:`hyena_glt.training.threshold`).
+THRESHOLD_KEY = "decision_threshold"
+#: The threshold of a model that stores none.
+DEFAULT_THRESHOLD = 0.5
+
+
+def stored_threshold(config: Any) -> float | None:
+    """The decision threshold a model's config stores (``config.extra``), else ``None``."""
+    value = (getattr(config, "extra", None) or {}).get(THRESHOLD_KEY)
+    return None if value is None else float(value)
+
+
+def decide(probability: Any, threshold: float | None = None) -> np.ndarray:
+    """Class-1 decisions ``(N,)`` of P(class 1): ``p >= threshold`` (0.5 when ``None``).
+
+    The one place probabilities become calls, so the metrics, the trainer's evaluation and
+    the threshold search agree on what a stored threshold means (ties go to class 1).
+    """
+    cut = DEFAULT_THRESHOLD if threshold is None else threshold
+    return (np.asarray(probability) >= cut).astype(np.int64)
 
 
 def _as_array(values: Any, name: str) -> np.ndarray:
@@ -170,6 +192,23 @@ def _class_scores(predictions: np.ndarray, targets: np.ndarray
     return (score >= threshold).astype(np.int64), np.stack([negative, score], axis=1)
 
 
+def _thresholded(predictions: np.ndarray, scores: np.ndarray | None, threshold: float
+                 ) -> np.ndarray:
+    """:func:`decide` on P(class 1) of binary scores (probabilities, or logits through a sigmoid).
+
+    Raises:
+        ConfigurationError: the scores are not binary (hard labels or more than two classes).
+    """
+    if scores is None or scores.shape[1] != 2:
+        raise ConfigurationError(f"decision_threshold={threshold:g} applies to binary scores; got "
+                                 f"predictions of shape {predictions.shape}: leave it out")
+    if not 0 < threshold < 1:
+        raise ConfigurationError(f"decision_threshold={threshold!r} must lie in (0, 1)")
+    if _is_probability_rows(scores):
+        return decide(scores[:, 1], threshold)
+    return decide(special.expit(scores[:, 1]), threshold)  # margin or logit -> P(class 1)
+
+
 def _correlations(targets: np.ndarray, predictions: np.ndarray, what: str) -> dict[str, float]:
     """Pearson r and Spearman rho with p-values; empty (with a warning) if either is constant."""
     if np.ptp(predictions) == 0 or np.ptp(targets) == 0:
@@ -274,7 +313,8 @@ class GenomicMetrics:
         return getattr(self, family)(predictions, targets, **kwargs)
 
     def classification(self, predictions: Any, targets: Any,
-                       label_names: Sequence[str] | None = None) -> Metrics:
+                       label_names: Sequence[str] | None = None,
+                       decision_threshold: float | None = None) -> Metrics:
         """Accuracy, balanced accuracy, precision/recall/F1 (macro and per class), MCC, AUROC,
         AUPRC and the confusion matrix.
 
@@ -287,6 +327,10 @@ class GenomicMetrics:
             targets: ``(N,)`` integer labels in ``[0, C)``.
             label_names: optional names of the C classes, used in per-class keys and
                 ``class_names``; default ``"0", "1", ...``.
+            decision_threshold: binary scores only: call class 1 where P(class 1) >= it (see
+                :func:`decide`; a model's :func:`stored_threshold`) instead of the argmax. It
+                changes the thresholded metrics (accuracy, precision, recall, F1, MCC, confusion
+                matrix), not AUROC/AUPRC, and is reported as ``decision_threshold``.
 
         Returns:
             Macro averages run over classes present in targets or predictions (scikit-learn's
@@ -302,6 +346,8 @@ class GenomicMetrics:
         _check_same_length(preds, tgts)
         tgts = _as_labels(tgts, "targets")
         predicted, scores = _class_scores(preds, tgts)
+        if decision_threshold is not None:
+            predicted = _thresholded(preds, scores, decision_threshold)
         if scores is not None:
             num_classes = scores.shape[1]
             if tgts.max() >= num_classes:
@@ -338,6 +384,8 @@ class GenomicMetrics:
         results["confusion_matrix"] = skm.confusion_matrix(
             tgts, predicted, labels=np.arange(num_classes)).tolist()
         results["class_names"] = names
+        if decision_threshold is not None:
+            results["decision_threshold"] = decision_threshold
         return _json_ready(results)
 
     @staticmethod
@@ -364,7 +412,8 @@ class GenomicMetrics:
         return results
 
     def token_classification(self, predictions: Any, targets: Any, attention_mask: Any = None,
-                             label_names: Sequence[str] | None = None) -> Metrics:
+                             label_names: Sequence[str] | None = None,
+                             decision_threshold: float | None = None) -> Metrics:
         """Per-base classification metrics over real positions (as :meth:`classification`).
 
         Args:
@@ -372,9 +421,11 @@ class GenomicMetrics:
             targets: ``(B, L)`` labels; positions equal to ``ignore_index`` are skipped.
             attention_mask: optional ``(B, L)``; positions where it is 0 are skipped too.
             label_names: optional class names.
+            decision_threshold: as in :meth:`classification`.
         """
         preds, tgts = _select_positions(predictions, targets, attention_mask, self.ignore_index)
-        return self.classification(preds, tgts, label_names=label_names)
+        return self.classification(preds, tgts, label_names=label_names,
+                                   decision_threshold=decision_threshold)
 
     def regression(self, predictions: Any, targets: Any) -> Metrics:
         """MSE, RMSE, MAE, R², Pearson r (+ p) and Spearman rho (+ p).

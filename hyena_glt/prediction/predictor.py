@@ -23,6 +23,7 @@ import torch
 
 from ..data.tokenizers import CharTokenizer
 from ..errors import ConfigurationError, DataError, ModelError
+from ..evaluation.metrics import DEFAULT_THRESHOLD, THRESHOLD_KEY, stored_threshold
 from ..evaluation.models import load_model, model_max_length, model_tokenizer
 from ..training.registry import resolve_model
 
@@ -39,10 +40,6 @@ TASKS = {
     "HyenaGLTForCausalLM": "language_model",
     "HyenaGLTModel": "backbone",
 }
-#: ``config.extra`` key of a per-base decision threshold chosen at fine-tuning time.
-THRESHOLD_KEY = "decision_threshold"
-#: Threshold used when the model stores none (said in the log and in the outputs).
-DEFAULT_THRESHOLD = 0.5
 _DNA_LETTERS = frozenset("ACGTUNacgtun")
 
 
@@ -90,9 +87,9 @@ class Predictor:
     @property
     def threshold(self) -> tuple[float, str]:
         """The per-base decision threshold and where it came from (for the log and outputs)."""
-        stored = (getattr(self.config, "extra", None) or {}).get(THRESHOLD_KEY)
+        stored = stored_threshold(self.config)
         if stored is not None:
-            return float(stored), f"stored with the model ({THRESHOLD_KEY})"
+            return stored, f"stored with the model ({THRESHOLD_KEY})"
         return DEFAULT_THRESHOLD, "default: the model stores no threshold"
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..errors import ConfigurationError, DataError, TokenizationError
+from ..evaluation.metrics import decide
 from ..ingest.vcf import open_reference
 from ..progress import Progress
 from .predictor import Predictor
@@ -103,7 +104,7 @@ class _Track:
 
     def _add_features(self, chrom: str, start: int, feature: np.ndarray,
                       classes: np.ndarray) -> None:
-        inside = np.concatenate([[False], feature >= self.threshold, [False]])
+        inside = np.concatenate([[False], decide(feature, self.threshold) == 1, [False]])
         edges = np.flatnonzero(inside[1:] != inside[:-1])
         for begin, end in zip(edges[::2], edges[1::2], strict=True):
             sums = [float(feature[begin:end].sum()), *classes[begin:end].sum(0).tolist()]

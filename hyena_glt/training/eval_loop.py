@@ -6,7 +6,8 @@ labels (float -> regression, ``(B,)`` integers -> classification, ``(B, L)`` -> 
 classification, scored over positions that are real and labelled) unless ``task_type`` names
 it. Language models: cross-entropy, perplexity, bits per token and accuracy from
 ``GenomicMetrics.language_model``, token-weighted over batches. Only scalar metrics are kept
-(they go to ``metrics.jsonl``).
+(they go to ``metrics.jsonl``). A binary model that stores a decision threshold
+(``config.extra["decision_threshold"]``) is scored with its calls at that threshold.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..evaluation.metrics import TASK_FAMILIES, GenomicMetrics
+from ..evaluation.metrics import TASK_FAMILIES, GenomicMetrics, stored_threshold
 from .objectives import IGNORE_INDEX, batch_generator, is_paired, mask_tokens, model_inputs
 
 __all__ = ["evaluate_model"]
@@ -104,6 +105,9 @@ def _supervised(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
     kwargs = {}
     if family == "classification" and names and len(names) == preds.shape[-1]:
         kwargs["label_names"] = [names[i] for i in range(len(names))]
+    threshold = stored_threshold(getattr(model, "config", None))
+    if family == "classification" and threshold is not None and preds.shape[-1] == 2:
+        kwargs["decision_threshold"] = threshold  # a model's own calls, as predict makes them
     results = getattr(GenomicMetrics(), family)(preds, tgts, **kwargs)
     return {"eval_loss": loss_sum / count, **_scalars(results)}
 

@@ -15,6 +15,11 @@ then unfreezes one more backbone unit per epoch from the top (final norm, local 
 blocks, the striped global stack, merging, local encoder blocks, embeddings). Frozen units
 also run in eval mode (no dropout, no running-statistic updates), so they stay fixed functions. Backbone and head
 get their own learning rates (``backbone_lr``, ``head_lr``).
+
+Binary heads (per-base, or sequences of two classes) get a decision threshold chosen on the
+validation part after training and stored with the model (:mod:`.threshold`); without
+validation data a seeded ``val_fraction`` of the training part is held out for it (and for
+the best-model choice).
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from ..model import (
 )
 from ..model.pretrained import TOKENIZER_NAME
 from .registry import resolve_model
+from .batching import eval_batches, is_streaming
 from .state import seed_everything
+from .threshold import binary_probabilities, carve_validation, choose_threshold
 from .trainer import HyenaGLTTrainer
 
 __all__ = ["FineTuner", "TASK_MODELS", "STRATEGIES", "TASK_SHARD_KINDS", "backbone_units",
@@ -185,19 +192,80 @@ class FineTuner:
                 f"training labels range over {labels.min()}..{labels.max()}, but the "
                 f"{self.task_type} head has num_classes={self.config.num_classes}")
 
+    @property
+    def is_binary(self) -> bool:
+        """A two-class per-base or sequence head: the kind that gets a decision threshold."""
+        return TASK_MODELS[self.task_type] in (HyenaGLTForSequenceClassification,
+                                               HyenaGLTForTokenClassification) \
+            and self.config.num_classes == 2
+
+    def _validation(self, train_dataset: Any, val_dataset: Any, val_fraction: float
+                    ) -> tuple[Any, Any, str | None]:
+        """``(train, validation, where the validation part came from)``: ``val_dataset`` as
+        given, else a held-out share of the training part for binary heads."""
+        if not 0 <= val_fraction < 1:
+            raise ConfigurationError(f"--val-fraction {val_fraction!r}: give a share in [0, 1) "
+                                     "(0: no validation part held out)")
+        if val_dataset is not None:
+            return train_dataset, val_dataset, "validation data"
+        if not (self.is_binary and val_fraction) or is_streaming(train_dataset):
+            return train_dataset, None, None
+        per_base = TASK_MODELS[self.task_type] is HyenaGLTForTokenClassification
+        parts = carve_validation(train_dataset, val_fraction, self.config.seed,
+                                 stratify=not per_base)
+        if parts is None:
+            logger.warning("%d training rows: too few to hold out a validation part",
+                           len(train_dataset))
+            return train_dataset, None, None
+        unit = "windows" if per_base else "sequences"
+        logger.info("holding out %d of %d training %s for validation (val_fraction %g, seed "
+                    "%d)", len(parts[1]), len(train_dataset), unit, val_fraction,
+                    self.config.seed)
+        source = f"{val_fraction:g} of the training {unit} (seed {self.config.seed})"
+        return parts[0], parts[1], source
+
+    def _store_threshold(self, trainer: HyenaGLTTrainer, source: str) -> None:
+        """Choose the decision threshold on the validation part; into ``config.extra``."""
+        stage = trainer.stages[-1]
+        batches = eval_batches(trainer.val_dataset, batch_size=stage.micro_batch_size,
+                               max_length=stage.max_length,
+                               pad_token_id=self.config.pad_token_id,
+                               num_workers=trainer.num_workers)
+        modes = {module: module.training for module in self.model.modules()}
+        probability, target = binary_probabilities(self.model, batches, trainer.device,
+                                                   trainer._autocast)
+        for module, training in modes.items():
+            module.train(training)
+        unit = "bases" if TASK_MODELS[self.task_type] is HyenaGLTForTokenClassification \
+            else "sequences"
+        entries = choose_threshold(probability, target, source, unit)
+        if entries is not None:
+            config = self.model.config
+            self.model.config = self.config = config.replace(extra={**config.extra, **entries})
+
     def finetune(self, train_dataset: Any, val_dataset: Any = None, num_epochs: int | None = None,
-                 **trainer_kwargs: Any) -> nn.Module:
+                 val_fraction: float = 0.1, **trainer_kwargs: Any) -> nn.Module:
         """Train on ``train_dataset`` (early stopping/best model on ``val_dataset``).
 
         Args:
+            val_dataset: validation data; binary heads also choose their decision threshold on
+                it (module docstring).
             num_epochs: default the config's ``num_epochs``.
+            val_fraction: without ``val_dataset``, the share of the training rows (whole
+                windows of per-base data; per class of sequence labels) a binary head holds out
+                for validation; 0 holds out nothing (no threshold is chosen then).
             **trainer_kwargs: passed to :class:`HyenaGLTTrainer` (``output_dir``,
                 ``early_stopping_patience``, ``metric_for_best``, ``max_steps``, ...).
 
         Returns:
             The fine-tuned model (the best validation weights when there is validation data).
+
+        Raises:
+            ConfigurationError: ``val_fraction`` outside [0, 1); labels the head cannot learn.
         """
         self._check_labels(train_dataset)
+        train_dataset, val_dataset, source = self._validation(train_dataset, val_dataset,
+                                                              val_fraction)
         # The learning rates and strategy go into config.json, so a model says how it was tuned.
         recipe = {"strategy": self.strategy, "backbone_lr": self.backbone_lr,
                   "head_lr": self.head_lr}
@@ -209,6 +277,12 @@ class FineTuner:
         if names and len(names) == config.num_classes and config.id2label is None:
             self.model.config = self.config = config = config.replace(id2label=names)
         callbacks = [self._apply_strategy, *trainer_kwargs.pop("callbacks", ())]
+        if self.is_binary and source is not None:
+            def store_threshold(trainer: HyenaGLTTrainer, event: str) -> None:
+                if event == "train_end":
+                    self._store_threshold(trainer, source)
+
+            callbacks.append(store_threshold)
         trainer_kwargs.setdefault("output_dir", self.output_dir)
         trainer_kwargs.setdefault("task_type", self.task_type)
         self.trainer = HyenaGLTTrainer(

@@ -97,7 +97,7 @@ class HyenaGLTTrainer:
             (direction inferred from the name when ``None``).
         lr_by_prefix: per-parameter-prefix learning rates (``{"head.": 1e-3}``).
         callbacks: ``callback(trainer, event)`` for ``"epoch_start"``, ``"step_end"``,
-            ``"epoch_end"``.
+            ``"epoch_end"`` and ``"train_end"`` (final weights in place, not yet saved).
         load_best_at_end: put the best validation weights into ``model`` when done.
         model_dir: where the final model directory goes (default ``output_dir/model``).
         find_unused_parameters: DDP's option, for models whose forward skips parameters.
@@ -596,6 +596,7 @@ class HyenaGLTTrainer:
         best = self.output_dir / "best" / "model.safetensors"
         if self.load_best_at_end and self.val_dataset is not None and best.is_file():
             self.model.load_state_dict(load_file(str(best), device=str(self.device)))
+        self._fire("train_end")  # the final weights, before they are saved
         if self.context.is_main and hasattr(self.model, "save_pretrained"):
             self.save_model(self.model_dir)
         barrier(self.context)
