@@ -192,3 +192,17 @@ def test_no_threshold_without_a_validation_part(pretrained, tables, tmp_path):
     assert stored_threshold(model.config) is None
     with pytest.raises(ConfigurationError, match="--val-fraction"):
         finetuner.finetune(windows, val_fraction=1.5, output_dir=tmp_path / "bad")
+
+
+def test_a_binary_sequence_table_holds_out_a_stratified_part(pretrained, tmp_path):
+    rng = np.random.default_rng(5)
+    sequences = ["".join(rng.choice(list("ACGT"), 32)) for _ in range(100)]
+    labels = [int(seq.count("A") > 9) for seq in sequences]
+    table = GenomicDataset(sequences=sequences, labels=labels, max_length=None, padding=None)
+    finetuner = FineTuner(pretrained, task_type="sequence_classification", num_classes=2)
+    model = finetuner.finetune(table, num_epochs=1, output_dir=tmp_path / "run")
+    validation = model.config.extra["decision_threshold_validation"]
+    held = carve_validation(table, 0.1, seed=0, stratify=True)[1]
+    assert validation["unit"] == "sequences" and validation["size"] == len(held) == 10
+    assert finetuner.trainer.evaluate(held)["eval_decision_threshold"] == \
+        model.config.extra["decision_threshold"]

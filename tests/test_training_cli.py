@@ -120,6 +120,10 @@ def test_pretrain_register_then_finetune_by_name(workdir, tmp_path, environment,
         assert torch.equal(value, pretrained[f"backbone.{key}"]), key
     test = json.loads((out / "test_metrics.json").read_text())
     assert test["eval_n_samples"] == 50 and 0 <= test["eval_accuracy"] <= 1
+    chosen = model.config.extra["decision_threshold_validation"]  # on --val, as given
+    assert (chosen["source"], chosen["unit"], chosen["size"]) == ("validation data",
+                                                                   "sequences", 50)
+    assert test["eval_decision_threshold"] == model.config.extra["decision_threshold"]
     # A finished run leaves no resume checkpoint, so a rerun with other settings (Snakemake
     # after a config change) trains afresh instead of refusing the old checkpoint.
     assert not (tmp_path / "base.run" / "checkpoints").exists()
@@ -140,6 +144,10 @@ def test_user_errors_exit_2_with_one_line(workdir, tmp_path, capsys, monkeypatch
     error = capsys.readouterr().err
     assert "unknown pretrained model 'no-such-model'" in error
     assert "hyena-glt register-model no-such-model MODEL_DIR" in error
+    assert main(["finetune", "--pretrained", "x", "--train", "x", "--out", "x", "--task-type",
+                 "token_classification", "--val-fraction", "1"]) == 2
+    assert "--val-fraction: 1 is out of range: must be a fraction in [0, 1)" in \
+        capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("d_model: 16\nn_layerz: 2\n")
     assert main(["pretrain", "--data", str(workdir / "windows"), "--out", str(tmp_path / "y"),
