@@ -70,7 +70,7 @@ def test_basic_usage(runs):
 
 def test_training(runs):
     stdout, out = output(runs, "02_training.py")
-    assert "one batch: input_ids (16, 256), labels (16,)" in stdout
+    assert "one batch: input_ids (16, 251), labels (16,)" in stdout  # padded to the longest (251 nt)
     assert 0.0 <= metric(stdout, "eval_accuracy") <= 1.0
     assert (out / "training_run" / "model" / "model.safetensors").is_file()
     assert (out / "training_run" / "checkpoints" / "last").is_dir()

@@ -227,3 +227,14 @@ def test_variant_effect_score_head_regresses_function_scores(function_scores, pr
     assert {"eval_mse", "eval_spearman_rho", "eval_pearson_r"} <= set(metrics)
     # Better than the untrained head's output of about 0 (scores centre near -0.3).
     assert metrics["eval_mse"] < float(np.mean(function_scores.labels ** 2))
+
+
+def test_a_protein_task_starts_from_random_weights_without_a_base_model():
+    """The fix the DNA base's refusal names: no pretrained model, a protein tokenizer."""
+    from hyena_glt.data import ProteinTokenizer
+
+    finetuner = FineTuner(pretrained_model=None, task_type="protein_function", num_classes=5,
+                          d_model=16, n_layers=2)
+    assert finetuner.source is None and isinstance(finetuner.tokenizer, ProteinTokenizer)
+    ids = torch.tensor([finetuner.tokenizer.encode("MKTLLLTLLCLVAAYLA")])
+    assert finetuner.model(ids).logits.shape == (1, 5)

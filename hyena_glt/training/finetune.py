@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ..data.tokenizers import CharTokenizer
+from ..config import HyenaGLTConfig
+from ..data.tokenizers import CharTokenizer, DNATokenizer, ProteinTokenizer
 from ..errors import ConfigurationError, DataError
 from ..model import (
     HyenaGLTForRegression,
@@ -40,8 +41,8 @@ from ..model import (
     HyenaGLTForVariantEffect,
 )
 from ..model.pretrained import TOKENIZER_NAME
-from .registry import resolve_model
 from .batching import eval_batches, is_streaming
+from .registry import resolve_model
 from .state import seed_everything
 from .threshold import binary_probabilities, carve_validation, choose_threshold
 from .trainer import HyenaGLTTrainer
@@ -104,7 +105,9 @@ class FineTuner:
 
     Args:
         pretrained_model: a ``save_pretrained`` directory or a registered name
-            (:mod:`.registry`), e.g. ``"hyena-glt-base"``.
+            (:mod:`.registry`), e.g. ``"hyena-glt-base"`` (a DNA model); ``None`` starts from
+            random weights (with a protein or DNA tokenizer by task), e.g. for a protein task
+            without a protein base model.
         task_type: see the module docstring.
         num_classes: classes of a classification head (ignored for regression); for
             ``variant_effect``, 1 means a continuous effect score (MSE).
@@ -118,7 +121,8 @@ class FineTuner:
         ModelError: the model cannot be found or loaded. ConfigurationError: bad task/strategy.
     """
 
-    def __init__(self, pretrained_model: str | Path, task_type: str = "sequence_classification",
+    def __init__(self, pretrained_model: str | Path | None,
+                 task_type: str = "sequence_classification",
                  num_classes: int = 2, strategy: str = "full", backbone_lr: float | None = None,
                  head_lr: float | None = None, output_dir: str | Path = "hyena_glt_finetune",
                  **config_overrides: Any) -> None:
@@ -128,7 +132,7 @@ class FineTuner:
         if strategy not in STRATEGIES:
             raise ConfigurationError(f"strategy={strategy!r}; expected one of "
                                      f"{', '.join(STRATEGIES)}")
-        self.source = resolve_model(pretrained_model)
+        self.source = None if pretrained_model is None else resolve_model(pretrained_model)
         self.task_type, self.strategy, self.output_dir = task_type, strategy, Path(output_dir)
         overrides = {"task_type": task_type, **config_overrides}
         if TASK_MODELS[task_type] is not HyenaGLTForRegression:
@@ -139,13 +143,22 @@ class FineTuner:
                                          "data hold only one label?)")
             overrides["num_classes"] = num_classes
         seed_everything(config_overrides.get("seed", 0))  # the new head's initial weights
-        self.model = TASK_MODELS[task_type].from_pretrained(self.source, backbone_only=True,
-                                                            **overrides)
+        if self.source is None:  # random weights; the default alphabet holds every tokenizer's ids
+            self.model = TASK_MODELS[task_type](HyenaGLTConfig(**overrides))
+        else:
+            self.model = TASK_MODELS[task_type].from_pretrained(self.source, backbone_only=True,
+                                                                **overrides)
         self.config = self.model.config
         self.backbone_lr = backbone_lr if backbone_lr is not None else self.config.learning_rate
         self.head_lr = head_lr if head_lr is not None else self.backbone_lr
-        tokenizer_file = self.source / TOKENIZER_NAME
-        self.tokenizer = CharTokenizer.load(tokenizer_file) if tokenizer_file.is_file() else None
+        tokenizer_file = None if self.source is None else self.source / TOKENIZER_NAME
+        if tokenizer_file is not None and tokenizer_file.is_file():
+            self.tokenizer: CharTokenizer | None = CharTokenizer.load(tokenizer_file)
+        elif self.source is None:
+            self.tokenizer = (ProteinTokenizer() if task_type == "protein_function"
+                              else DNATokenizer())
+        else:
+            self.tokenizer = None
         self.trainer: HyenaGLTTrainer | None = None
         logger.info("fine-tuning %s from %s (%s, strategy %s)", type(self.model).__name__,
                     self.source, task_type, strategy)
