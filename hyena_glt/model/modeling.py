@@ -161,8 +161,9 @@ def check_task_alphabet(config: HyenaGLTConfig) -> None:
             f"ProteinTokenizer ids) but this model has alphabet_size={config.alphabet_size}, a "
             "nucleotide model (e.g. the DNA base model hyena-glt-base): its embeddings have no "
             "rows for amino acids. Start from a model pretrained on proteins "
-            "(pretrained_model=DIR), or build a new model with HyenaGLTConfig(alphabet_size="
-            f"{PROTEIN_ALPHABET_SIZE}, task_type='protein_function')")
+            "(pretrained_model=DIR), or from random weights (FineTuner(pretrained_model=None, "
+            f"...), or a new HyenaGLTConfig(alphabet_size={PROTEIN_ALPHABET_SIZE}, "
+            "task_type='protein_function'))")
     if config.rc_average:
         raise ConfigurationError("rc_average=True with task_type='protein_function': proteins "
                                  "have no reverse complement; set rc_average=False")
