@@ -206,3 +206,9 @@ def test_a_binary_sequence_table_holds_out_a_stratified_part(pretrained, tmp_pat
     assert validation["unit"] == "sequences" and validation["size"] == len(held) == 10
     assert finetuner.trainer.evaluate(held)["eval_decision_threshold"] == \
         model.config.extra["decision_threshold"]
+
+
+def test_fine_tuning_from_a_thresholded_model_drops_its_threshold(finetuned):
+    finetuner = FineTuner(finetuned, task_type="token_classification", num_classes=2)
+    assert not any(key.startswith("decision_threshold") for key in finetuner.config.extra)
+    assert stored_threshold(finetuner.model.config) is None

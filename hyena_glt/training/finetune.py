@@ -34,6 +34,7 @@ from torch import nn
 from ..config import HyenaGLTConfig
 from ..data.tokenizers import CharTokenizer, DNATokenizer, ProteinTokenizer
 from ..errors import ConfigurationError, DataError
+from ..evaluation.metrics import THRESHOLD_KEY
 from ..model import (
     HyenaGLTForRegression,
     HyenaGLTForSequenceClassification,
@@ -148,7 +149,10 @@ class FineTuner:
         else:
             self.model = TASK_MODELS[task_type].from_pretrained(self.source, backbone_only=True,
                                                                 **overrides)
-        self.config = self.model.config
+        # A threshold of the model fine-tuned from belongs to its head, not to this new one.
+        extra = {key: value for key, value in self.model.config.extra.items()
+                 if not key.startswith(THRESHOLD_KEY)}
+        self.model.config = self.config = self.model.config.replace(extra=extra)
         self.backbone_lr = backbone_lr if backbone_lr is not None else self.config.learning_rate
         self.head_lr = head_lr if head_lr is not None else self.backbone_lr
         tokenizer_file = None if self.source is None else self.source / TOKENIZER_NAME
