@@ -44,10 +44,11 @@ def test_maps_of_every_layer_type(model):
                                   expected)
     assert expected.shape == (1, 16, length)  # order 2: one long filter of d_model channels
     np.testing.assert_array_equal(maps.attention_mask.sum(1), [19, 12])
-    svg = AttentionAnalyzer.attention_svg(maps, "global_stack.layers.0")
-    assert svg.startswith("<svg") and svg.count("<rect") == maps.attentions[
-        "global_stack.layers.0"].shape[2] ** 2
-    assert AttentionAnalyzer.filter_svg(maps).count("<polyline") == 3
+    heatmap = AttentionAnalyzer.attention_figure(maps, "global_stack.layers.0")
+    np.testing.assert_allclose(heatmap.data[0].z,
+                               maps.attentions["global_stack.layers.0"][0].mean(0))
+    lines = AttentionAnalyzer.filter_figure(maps, max_lag=5).data
+    assert {line.name for line in lines} == hyena_names and all(len(line.y) == 5 for line in lines)
 
 
 def test_training_mode_is_restored_and_ids_accepted(model):

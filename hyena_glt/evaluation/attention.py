@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
 
 from hyena_glt.data.tokenizers import CharTokenizer, DNATokenizer
 from hyena_glt.errors import ModelError
-from hyena_glt.evaluation import plots
 from hyena_glt.model.hyena import HyenaOperator
 
 __all__ = ["AttentionMaps", "AttentionAnalyzer"]
@@ -94,18 +94,23 @@ class AttentionAnalyzer:
         return maps
 
     @staticmethod
-    def attention_svg(maps: AttentionMaps, layer: str, sequence: int = 0) -> str:
-        """Head-averaged attention of one sequence in ``layer`` as an SVG heatmap."""
+    def attention_figure(maps: AttentionMaps, layer: str, sequence: int = 0) -> go.Figure:
+        """Head-averaged attention of one sequence in ``layer``: a Plotly heatmap (query rows,
+        key columns)."""
         matrix = maps.attentions[layer][sequence].mean(0)
-        ticks = [str(i) for i in range(matrix.shape[0])]
-        return plots.heatmap(matrix, ticks, ticks, f"attention · {layer}", "key", "query")
+        figure = go.Figure(go.Heatmap(z=matrix, colorscale="Viridis", colorbar={"title": "weight"}))
+        figure.update_layout(title=f"attention · {layer}", xaxis_title="key",
+                             yaxis_title="query", yaxis_autorange="reversed")
+        return figure
 
     @staticmethod
-    def filter_svg(maps: AttentionMaps, max_lag: int | None = None) -> str:
-        """Mean |impulse response| per lag of every Hyena operator, as SVG line chart."""
-        series = {}
+    def filter_figure(maps: AttentionMaps, max_lag: int | None = None) -> go.Figure:
+        """Mean |impulse response| per lag of every Hyena operator: one Plotly line each."""
+        figure = go.Figure()
         for name, response in maps.hyena_filters.items():
             profile = np.abs(response).mean(axis=(0, 1))[:max_lag]
-            series[name] = (np.arange(len(profile)), profile)
-        return plots.line_chart(series, "Hyena long-filter impulse responses", "lag",
-                                "mean |h|")
+            figure.add_trace(go.Scatter(x=np.arange(len(profile)), y=profile, mode="lines",
+                                        name=name))
+        figure.update_layout(title="Hyena long-filter impulse responses", xaxis_title="lag",
+                             yaxis_title="mean |h|")
+        return figure
