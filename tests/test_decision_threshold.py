@@ -212,3 +212,31 @@ def test_fine_tuning_from_a_thresholded_model_drops_its_threshold(finetuned):
     finetuner = FineTuner(finetuned, task_type="token_classification", num_classes=2)
     assert not any(key.startswith("decision_threshold") for key in finetuner.config.extra)
     assert stored_threshold(finetuner.model.config) is None
+
+
+def annotation_shards(table: Path, out: Path) -> Path:
+    """The windows of a per-base table as an "annotation" shard directory."""
+    from hyena_glt.data.shards import ShardWriter
+
+    tokenizer = DNATokenizer()
+    with ShardWriter(out, "annotation", tokenizer) as writer:
+        for number, row in pd.read_csv(table, dtype=str).iterrows():
+            writer.write({"id": f"w{number}", "input_ids": tokenizer.encode_array(row.sequence),
+                          "labels": np.array(list(row.labels), dtype=np.int8),
+                          "record_id": f"w{number}", "start": 0, "end": LENGTH, "strand": "+"})
+    return out
+
+
+def test_evaluate_calls_bases_at_the_stored_threshold(finetuned, tables, tmp_path):
+    shards = annotation_shards(tables["test"], tmp_path / "test")
+    assert main(["-q", "evaluate", "--model", str(finetuned), "--data", str(shards), "--out",
+                 str(tmp_path / "metrics.json")]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    model = HyenaGLTForTokenClassification.from_pretrained(finetuned)
+    probability, target = _probabilities(model, GenomeAnnotationDataset(
+        tables["test"], max_length=None, padding=None))
+    threshold = stored_threshold(model.config)
+    assert metrics["decision_threshold"] == pytest.approx(threshold)
+    assert metrics["mcc"] == pytest.approx(matthews_corrcoef(target, decide(probability,
+                                                                          threshold)), abs=1e-6)
+    assert metrics["mcc"] > matthews_corrcoef(target, decide(probability)) + 0.15

@@ -159,7 +159,7 @@ def _evaluate_table(args: argparse.Namespace, name: str, model_dir: Path, datase
 
     from ..data.datasets import GenomicDataset
     from ..evaluation.benchmark import complete_label_names, read_labelled_sequences
-    from ..evaluation.metrics import GenomicMetrics
+    from ..evaluation.metrics import GenomicMetrics, stored_threshold
     from ..evaluation.models import load_classifier, load_model
     from ..evaluation.predictions import predictions_frame
 
@@ -175,9 +175,11 @@ def _evaluate_table(args: argparse.Namespace, name: str, model_dir: Path, datase
     part = read_labelled_sequences(data)
     classifier = load_classifier(model_dir, part.tokenizer, args.max_length, args.batch_size)
     probs = classifier.predict_proba(part.sequences)
+    threshold = stored_threshold(getattr(getattr(classifier, "model", None), "config", None))
     metrics = GenomicMetrics().compute_all(
         probs, part.labels, "sequence_classification",
-        label_names=complete_label_names(part.label_names, probs.shape[1]))
+        label_names=complete_label_names(part.label_names, probs.shape[1]),
+        decision_threshold=threshold if probs.shape[1] == 2 else None)
     return metrics, predictions_frame(name, dataset, "sequence_classification", part.labels,
                                       probs, np.arange(len(part.labels)))
 
@@ -212,13 +214,15 @@ def _evaluate_model(args: argparse.Namespace, name: str, model_dir: Path, kind: 
         return metrics, predictions.zero_shot_predictions(scores, name, dataset, args.bin_size)
     if kind == "annotation":
         from ..evaluation.annotation import token_metrics
+        from ..evaluation.metrics import stored_threshold
 
         model = load_model(model_dir, "HyenaGLTForTokenClassification")
         probs, target, window, position = predictions.token_predictions(
             model, args.data, args.batch_size, args.max_length)
         frame = predictions.predictions_frame(name, dataset, "token_classification", target,
                                               probs, window, position)
-        return token_metrics(probs, target, window, args.data), frame
+        return token_metrics(probs, target, window, args.data,
+                             stored_threshold(getattr(model, "config", None))), frame
     if kind == "table":
         return _evaluate_table(args, name, model_dir, dataset)
     raise DataError(f"cannot evaluate a {kind!r} shard directory; expected variants, "

@@ -18,7 +18,7 @@ import torch
 
 from hyena_glt.data.shards import read_manifest
 from hyena_glt.errors import DataError, ModelError
-from hyena_glt.evaluation.metrics import GenomicMetrics
+from hyena_glt.evaluation.metrics import GenomicMetrics, stored_threshold
 from hyena_glt.evaluation.models import TorchSequenceClassifier
 from hyena_glt.evaluation.predictions import token_predictions
 
@@ -59,15 +59,18 @@ def evaluate_token_classifier(model: Any, data: str | Path, batch_size: int = 8,
         raise DataError(f"expected an 'annotation' shard directory, found kind {kind!r}",
                         path=str(data))
     probs, target, window, _ = token_predictions(model, data, batch_size, max_length)
-    return token_metrics(probs, target, window, data)
+    return token_metrics(probs, target, window, data,
+                         stored_threshold(getattr(model, "config", None)))
 
 
-def token_metrics(probs: np.ndarray, target: np.ndarray, window: np.ndarray, data: str | Path
-                  ) -> dict[str, Any]:
+def token_metrics(probs: np.ndarray, target: np.ndarray, window: np.ndarray, data: str | Path,
+                  decision_threshold: float | None = None) -> dict[str, Any]:
     """Per-base classification metrics of :func:`token_predictions` output, plus
-    ``n_windows`` and ``n_bases``; classes named after the shards' feature."""
+    ``n_windows`` and ``n_bases``; classes named after the shards' feature. Bases are called
+    at ``decision_threshold`` (the model's :func:`stored_threshold`) when given."""
     metrics = GenomicMetrics().classification(
-        probs, target, label_names=_class_names(Path(data), probs.shape[1]))
+        probs, target, label_names=_class_names(Path(data), probs.shape[1]),
+        decision_threshold=decision_threshold)
     metrics.update(n_windows=len(np.unique(window)), n_bases=len(target))
     logger.info("per-base accuracy %.4f, F1 %.4f, MCC %.4f over %d bases of %d windows",
                 metrics["accuracy"], metrics["f1_macro"], metrics["mcc"], len(target),
