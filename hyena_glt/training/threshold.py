@@ -41,8 +41,8 @@ THRESHOLD_METRIC = "mcc"
 
 
 class DatasetPart(Subset):
-    """Rows of a dataset that keep what fine-tuning reads from it (``labels`` of sequence
-    tables, ``id2label``, ``tokenizer``)."""
+    """Rows of a dataset that keep what fine-tuning reads from it (``labels (N,)`` of
+    sequence tables, ``id2label``, ``tokenizer``); items are the dataset's own."""
 
     def __init__(self, dataset: Any, indices: np.ndarray) -> None:
         super().__init__(dataset, indices.tolist())
