@@ -335,14 +335,15 @@ def _register_benchmark(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run_benchmark)
 
 
-def _parse_model_specs(specs: list[str]) -> dict[str, Path]:
+def _parse_model_specs(specs: list[str], option: str = "--model", value: str = "DIR"
+                       ) -> dict[str, Path]:
     models: dict[str, Path] = {}
     for spec in specs:
         name, sep, directory = spec.partition("=")
         if not sep or not name or not directory:
-            raise ConfigurationError(f"--model {spec!r}: expected NAME=DIR")
+            raise ConfigurationError(f"{option} {spec!r}: expected NAME={value}")
         if name in models:
-            raise ConfigurationError(f"--model {name}: the name is given twice")
+            raise ConfigurationError(f"{option} {name}: the name is given twice")
         models[name] = Path(directory)
     return models
 
@@ -407,6 +408,14 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
                         help="input file whose SHA-256 goes under provenance; repeatable")
     parser.add_argument("--job-benchmarks", type=Path, default=None, metavar="DIR",
                         help="folder of Snakemake benchmark TSVs (wall time, peak memory)")
+    parser.add_argument("--prediction-output", action="append", default=[],
+                        metavar="NAME=DIR", help="folder written by hyena-glt predict, linked "
+                        "in the Predictions section; repeatable")
+    parser.add_argument("--prediction-annotation", action="append", default=[],
+                        metavar="NAME=FILE", help="GFF3/BED the per-base output NAME is "
+                        "compared with (figure and per-base F1); repeatable")
+    parser.add_argument("--annotation-feature", default="CDS", metavar="TYPE",
+                        help="GFF3 feature type of those annotations (default CDS)")
     parser.add_argument("--resamples", type=positive_int, default=1000,
                         help="bootstrap resamples per interval (default 1000)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed")
@@ -420,6 +429,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
     from ..errors import DataError
     from ..evaluation.bootstrap import BootstrapSettings
+    from ..evaluation.prediction_outputs import PredictionOutput
     from ..evaluation.report import PerformanceAnalyzer
 
     config = None
@@ -433,11 +443,20 @@ def _run_report(args: argparse.Namespace) -> int:
             config = json.loads(args.config_json)
         except json.JSONDecodeError as err:
             raise ConfigurationError(f"--config-json is not JSON: {err.msg}") from None
+    outputs = _parse_model_specs(args.prediction_output, "--prediction-output")
+    annotations = _parse_model_specs(args.prediction_annotation, "--prediction-annotation",
+                                     "FILE")
+    unknown = sorted(set(annotations) - set(outputs))
+    if unknown:
+        raise ConfigurationError(f"--prediction-annotation {unknown[0]}: no --prediction-output "
+                                 "of that name")
     analyzer = PerformanceAnalyzer(args.title, BootstrapSettings(args.resamples, args.seed))
     analyzer.generate_report(
         args.results, args.out, predictions=args.predictions or None,
         training_logs=args.training_log, config=config, data_files=args.data_file,
-        job_benchmarks=args.job_benchmarks)
+        job_benchmarks=args.job_benchmarks, prediction_outputs=[
+            PredictionOutput(name, directory, annotations.get(name), args.annotation_feature)
+            for name, directory in outputs.items()])
     return 0
 
 

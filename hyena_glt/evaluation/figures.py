@@ -20,7 +20,8 @@ from hyena_glt.evaluation.predictions import score_matrix
 from hyena_glt.evaluation.scorecard import TaskScores, is_baseline
 
 __all__ = ["metric_panel", "roc_pr", "confusion", "calibration", "per_base_track",
-           "variant_scores", "regression_scatter", "pareto", "training_curves"]
+           "prediction_track", "variant_scores", "regression_scatter", "pareto",
+           "training_curves"]
 
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b"]
 _GREYS = ["#555555", "#999999", "#bbbbbb"]
@@ -171,6 +172,37 @@ def per_base_track(scores: TaskScores, names: Sequence[str]) -> go.Figure:
     figure.update_xaxes(title_text="position on the genome (bp)", row=len(names) + 1, col=1)
     return _layout(figure, f"{scores.task}: a held-out window, per-base P(class 1)",
                    140 + 110 * len(names))
+
+
+def _lane(intervals: Sequence[tuple[int, int]], label: str) -> tuple[list, list]:
+    """x, y of thick horizontal segments, one per interval, broken by ``None``."""
+    x: list = []
+    for start, end in intervals:
+        x += [start, end, None]
+    return x, [label if value is not None else None for value in x]
+
+
+def prediction_track(title: str, positions: np.ndarray, probability: np.ndarray,
+                     threshold: float, predicted: Sequence[tuple[int, int]],
+                     annotated: Sequence[tuple[int, int]], feature: str) -> go.Figure:
+    """A whole contig, genome-browser style: the predicted per-base probability (already
+    binned by the caller, so the page stays small) over two lanes, the predicted features and
+    the annotated ones, on a shared axis that zooms together."""
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           row_heights=[0.7, 0.3])
+    figure.add_trace(go.Scatter(x=positions, y=probability, mode="lines", name="P(feature)",
+                                line={"color": _COLOURS[0], "width": 1}), row=1, col=1)
+    figure.add_hline(y=threshold, line={"color": _GREYS[1], "dash": "dash"}, row=1, col=1,
+                     annotation_text=f"threshold {threshold:g}")
+    for (label, intervals), colour in zip(((f"predicted {feature}", predicted),
+                                           (f"annotated {feature}", annotated)),
+                                          (_COLOURS[0], _COLOURS[2]), strict=True):
+        x, y = _lane(intervals, label)
+        figure.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, connectgaps=False,
+                                    line={"color": colour, "width": 12}), row=2, col=1)
+    figure.update_yaxes(range=[0, 1], title_text="probability", row=1, col=1)
+    figure.update_xaxes(title_text="position on the contig (bp)", row=2, col=1)
+    return _layout(figure, title, 420)
 
 
 def variant_scores(scores: TaskScores) -> go.Figure:

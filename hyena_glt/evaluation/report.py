@@ -3,7 +3,9 @@
 A scorecard first (``<table id="scorecard">``: per task the best Hyena-GLT model and the best
 baseline with 95% bootstrap intervals, their paired difference and a verdict), then per task a
 detail table and figures, one timings table with its Pareto plot, training curves and
-provenance. Numbers come from :mod:`hyena_glt.evaluation.scorecard`, figures from
+provenance, and a Predictions section (:mod:`hyena_glt.evaluation.prediction_outputs`:
+what ``hyena-glt predict`` wrote, linked, and a per-base track against its annotation).
+Numbers come from :mod:`hyena_glt.evaluation.scorecard`, figures from
 :mod:`hyena_glt.evaluation.figures` (Plotly); the page is a Jinja2 template
 (``templates/report.html.j2``) with plotly.js embedded once, so it opens offline and stays
 interactive.
@@ -27,6 +29,7 @@ from hyena_glt import __version__
 from hyena_glt.errors import DataError
 from hyena_glt.evaluation import figures, provenance
 from hyena_glt.evaluation.bootstrap import BootstrapSettings, Interval
+from hyena_glt.evaluation.prediction_outputs import PredictionOutput, prediction_context
 from hyena_glt.evaluation.scorecard import (
     PREDICTION_KEYS,
     TaskScores,
@@ -175,7 +178,8 @@ class PerformanceAnalyzer:
                         predictions: Any = None, training_logs: Sequence[str | Path] = (),
                         config: Mapping[str, Any] | None = None,
                         data_files: Sequence[str | Path] = (),
-                        job_benchmarks: str | Path | None = None) -> Path:
+                        job_benchmarks: str | Path | None = None,
+                        prediction_outputs: Sequence[PredictionOutput] = ()) -> Path:
         """Write the report atomically to ``save_path`` and return its path.
 
         Args:
@@ -188,10 +192,12 @@ class PerformanceAnalyzer:
             config: the effective configuration, printed under provenance.
             data_files: input files whose SHA-256 goes under provenance.
             job_benchmarks: folder of Snakemake benchmark TSVs (wall time, peak memory).
+            prediction_outputs: ``hyena-glt predict`` folders, linked relative to
+                ``save_path`` (a per-base one with an annotation also gets its figure).
 
         Raises:
             DataError: a missing, empty or unreadable table, a missing column, NaN metrics
-                or predictions, naming the file.
+                or predictions, or a bad prediction folder or annotation, naming the file.
         """
         table = load_tables(results)
         has_predictions = predictions is not None and not (
@@ -205,12 +211,16 @@ class PerformanceAnalyzer:
         training = [_html(figures.training_curves(_read_jsonl(Path(p)),
                                                   "/".join(Path(p).parts[-3:-1])), f"train-{i}")
                     for i, p in enumerate(training_logs)]
+        predicted = []
+        for output in prediction_outputs:
+            row, figure = prediction_context(output, Path(save_path).parent)
+            predicted.append({**row, "figure": _html(figure, f"prediction-{output.name}")})
         page = self._template().render(
             title=self.title, version=__version__, plotly_js=plotly.offline.get_plotlyjs(),
             scorecard=scorecard, tasks=[_task_context(t) for t in tasks.values()],
             bootstrap=self.bootstrap.as_dict(), timings=timings,
             timings_columns=timing_columns, timings_note=note, pareto=pareto,
-            training=[t for t in training if t], environment=provenance.environment(),
+            training=[t for t in training if t], predictions=predicted, environment=provenance.environment(),
             versions=provenance.versions(), checksums=provenance.checksums(data_files),
             jobs=list(provenance.job_benchmarks(job_benchmarks).itertuples(index=False)),
             config=json.dumps(config, indent=2, default=str) if config else "")
