@@ -519,7 +519,8 @@ def evaluated_models(wildcards):
 
 def report_inputs(wildcards):
     """Every task's results and per-example predictions, and the training logs
-    (compressed models are timed and scored in the benchmark job of their task)."""
+    (compressed models are timed and scored in the benchmark job of their task); the
+    predict sheet's output folders and the annotations its tracks are drawn against."""
     tasks = list(TASKS.index)
     return {
         "results": [evaluation_table(task) for task in tasks],
@@ -529,6 +530,10 @@ def report_inputs(wildcards):
         "models": [finetuned_model(task) for task in tasks]
         + ([PRETRAINED] if needs_pretraining() else []),
         "config": EFFECTIVE_CONFIG,
+        "prediction_outputs": prediction_outputs(),
+        "annotations": [
+            row["annotation"] for row in sheet_rows(PREDICTIONS) if "annotation" in row
+        ],
     }
 
 

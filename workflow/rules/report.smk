@@ -1,7 +1,9 @@
 # The report: a scorecard (every task's best model against its best baseline, with bootstrap
 # intervals and a verdict), per-task figures, one timings table, training curves and the
 # provenance (the effective config, versions, input checksums, every job's wall time and peak
-# memory) in one self-contained HTML file with plotly.js embedded (no network needed to view it).
+# memory) and the predict sheet's outputs (linked; a per-base track drawn against its annotation,
+# with its per-base F1) in one self-contained HTML file with plotly.js embedded (no network
+# needed to view it).
 # It is also registered with Snakemake's report(), so `snakemake --report report.zip` bundles it.
 
 from pathlib import Path
@@ -44,6 +46,15 @@ rule report:
         predictions=lambda wildcards, input: repeated(
             "--predictions", input.predictions
         ),
+        prediction_outputs=lambda wildcards, input: quoted(
+            f"--prediction-output={Path(path).name}={path}"
+            for path in input.prediction_outputs
+        ),
+        annotations=quoted(
+            f"--prediction-annotation={row['name']}={row['annotation']}"
+            for row in sheet_rows(PREDICTIONS)
+            if "annotation" in row
+        ),
         training_logs=lambda wildcards, input: repeated(
             "--training-log", [f"{model}/metrics.jsonl" for model in input.models]
         ),
@@ -55,6 +66,6 @@ rule report:
         seed=config["seed"],
     shell:
         "hyena-glt report {params.results} {params.predictions} {params.training_logs}"
-        " {params.data_files} --config {input.config:q}"
-        " --job-benchmarks results/benchmarks --resamples {params.resamples}"
+        " {params.prediction_outputs} {params.annotations} {params.data_files}"
+        " --config {input.config:q} --job-benchmarks results/benchmarks --resamples {params.resamples}"
         " --seed {params.seed} --title {params.title:q} --out {output:q} > {log} 2>&1"
