@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -154,3 +156,20 @@ def test_an_annotation_needs_a_per_base_output(tmp_path, outputs):
                         f"other={outputs['annotation']}")
     assert status == 2
     assert set(read_bedgraph(outputs["cds"] / "probability.bedGraph")) == {"chr1", "chr2"}
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium")
+def test_the_track_renders_in_headless_chromium(tmp_path, outputs):
+    """plotly.js draws the track (an SVG in its div) with no console error, offline."""
+    status, out = _report(tmp_path, outputs, "--prediction-annotation",
+                          f"cds={outputs['annotation']}")
+    assert status == 0
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--virtual-time-budget=15000", "--dump-dom", out.resolve().as_uri()],
+        capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0 and "Uncaught" not in dom.stderr, dom.stderr[-2000:]
+    section = dom.stdout.split('id="prediction-cds-track"')[1].split("</section>")[0]
+    assert 'class="main-svg"' in section

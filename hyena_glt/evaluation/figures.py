@@ -193,7 +193,7 @@ def prediction_track(title: str, positions: np.ndarray, probability: np.ndarray,
     figure.add_trace(go.Scatter(x=positions, y=probability, mode="lines", name="P(feature)",
                                 line={"color": _COLOURS[0], "width": 1}), row=1, col=1)
     figure.add_hline(y=threshold, line={"color": _GREYS[1], "dash": "dash"}, row=1, col=1,
-                     annotation_text=f"threshold {threshold:g}")
+                     annotation_text=f"threshold {threshold:.3g}")
     for (label, intervals), colour in zip(((f"predicted {feature}", predicted),
                                            (f"annotated {feature}", annotated)),
                                           (_COLOURS[0], _COLOURS[2]), strict=True):
