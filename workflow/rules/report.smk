@@ -59,7 +59,8 @@ rule report:
             "--training-log", [f"{model}/metrics.jsonl" for model in input.models]
         ),
         data_files=lambda wildcards, input: quoted(
-            f"--data-file={path}" for path in [*input_files(), input.config]
+            f"--data-file={path}"
+            for path in [*input_files(), *input.annotations, input.config]
         ),
         title=config["report"].get("title", "Hyena-GLT benchmark report"),
         resamples=config["report"].get("bootstrap_resamples", 1000),
