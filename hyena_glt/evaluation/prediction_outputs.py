@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,9 +156,8 @@ def _comparison(output: PredictionOutput, annotation: Path, summary: dict[str, A
         f"and annotated {output.feature}", positions, probability, threshold,
         [(i.start, i.end) for i in predicted.get(shown, [])],
         [(i.start, i.end) for i in annotated[shown]], output.feature)
-    # a class neither annotated nor predicted has no per-class entry: its F1 is undefined
-    stated = {key: metrics.get(f"{key}/{output.feature}", math.nan)
-              for key in ("precision", "recall", "f1")}
+    # the feature class is annotated on some predicted contig, so its entries exist
+    stated = {key: metrics[f"{key}/{output.feature}"] for key in ("precision", "recall", "f1")}
     return {"annotation": str(annotation), "feature": output.feature,
             **stated, "mcc": metrics["mcc"], "bases": len(target),
             "annotated_bases": int(target.sum()), "predicted_bases": int(called.sum()),
