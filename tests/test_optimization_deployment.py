@@ -115,6 +115,7 @@ def model(batch) -> HyenaGLTForSequenceClassification:
     middle = scores[len(scores) // 4: 3 * len(scores) // 4]
     widest = int((middle[1:] - middle[:-1]).argmax())
     set_threshold(model, float(middle[widest] + middle[widest + 1]) / 2)
+    model.config.extra["decision_threshold"] = 0.42  # as fine-tuning stores it
     return model
 
 
@@ -168,6 +169,7 @@ def test_export_records_its_length_and_refuses_longer_inputs(exported):
     metadata = {p.key: p.value for p in onnx.load(str(exported.path)).metadata_props}
     assert metadata["hyena_glt.sequence_length"] == str(LENGTH)
     assert exported.sequence_length == LENGTH
+    assert exported.decision_threshold == pytest.approx(0.42)  # predict calls outputs at it
     with pytest.raises(OptimizationError, match="exceeds the exported length 64"):
         exported(torch.full((1, LENGTH + 1), 7))
     with pytest.raises(OptimizationError, match="token ids must lie in"):

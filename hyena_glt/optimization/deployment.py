@@ -60,6 +60,7 @@ from .runners import (
     METADATA_FILE,
     OPTIMIZATION_LEVELS,
     PAD_KEY,
+    THRESHOLD_KEY,
     DeployedModel,
     ExportedProgramModel,
     OnnxModel,
@@ -238,6 +239,9 @@ class ModelOptimizer:
         alphabet_size = getattr(config, "alphabet_size", None)
         if alphabet_size is not None:
             metadata[ALPHABET_KEY] = str(alphabet_size)
+        threshold = (getattr(config, "extra", None) or {}).get("decision_threshold")
+        if threshold is not None:  # predict calls per-base outputs at it, as for the float model
+            metadata[THRESHOLD_KEY] = str(float(threshold))
         runner = self._export(_LogitsOnly(exported), (ids, mask), path, metadata)
         self._verify(runner, model, ids, mask, length)
         if validation_dataloader is not None:

@@ -27,7 +27,8 @@ import torch
 from ..errors import OptimizationError
 
 __all__ = ["DeployedModel", "OnnxModel", "ExportedProgramModel",
-           "OPTIMIZATION_LEVELS", "METADATA_FILE", "LENGTH_KEY", "PAD_KEY", "ALPHABET_KEY"]
+           "OPTIMIZATION_LEVELS", "METADATA_FILE", "LENGTH_KEY", "PAD_KEY", "ALPHABET_KEY",
+           "THRESHOLD_KEY"]
 
 #: ONNX Runtime graph optimisation levels.
 OPTIMIZATION_LEVELS = {
@@ -39,6 +40,8 @@ OPTIMIZATION_LEVELS = {
 LENGTH_KEY = "hyena_glt.sequence_length"
 PAD_KEY = "hyena_glt.pad_token_id"
 ALPHABET_KEY = "hyena_glt.alphabet_size"
+#: The decision threshold of a binary/per-base model (``config.extra``), chosen at fine-tuning.
+THRESHOLD_KEY = "hyena_glt.decision_threshold"
 #: Extra file of ``torch.export`` archives holding the keys above.
 METADATA_FILE = "hyena_glt.json"
 
@@ -50,7 +53,8 @@ class DeployedModel:
         path: the exported file; sequence_length: the exported length; max_abs_diff: largest
         |export - PyTorch| seen at verification, tolerance: the bound it was held to,
         ambiguous_sequences: verification sequences left out (all set by
-        :class:`ModelOptimizer`).
+        :class:`ModelOptimizer`); decision_threshold: the model's stored decision threshold,
+        carried in the file, or None.
     """
 
     def __init__(self, path: str | Path, metadata: dict[str, str],
@@ -64,6 +68,8 @@ class DeployedModel:
         if alphabet_size is None and ALPHABET_KEY in metadata:
             alphabet_size = int(metadata[ALPHABET_KEY])
         self.alphabet_size = alphabet_size
+        self.decision_threshold = (float(metadata[THRESHOLD_KEY]) if THRESHOLD_KEY in metadata
+                                   else None)
         self.max_abs_diff: float | None = None
         self.tolerance: float | None = None
         self.ambiguous_sequences = 0

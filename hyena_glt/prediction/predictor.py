@@ -87,7 +87,8 @@ class Predictor:
     @property
     def threshold(self) -> tuple[float, str]:
         """The per-base decision threshold and where it came from (for the log and outputs)."""
-        stored = stored_threshold(self.config)
+        stored = (stored_threshold(self.config) if self.is_torch
+                  else getattr(self.model, "decision_threshold", None))
         if stored is not None:
             return stored, f"stored with the model ({THRESHOLD_KEY})"
         return DEFAULT_THRESHOLD, "default: the model stores no threshold"
