@@ -58,7 +58,8 @@ def test_genbank_names(name):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("not genbank at all\n", "no GenBank record found"),
+    ("not genbank at all\n", "no complete GenBank record found"),
+    ("LOCUS broken\nFEATURES\n", "no complete GenBank record found"),
     (genbank_text("ACGT" * 5, "     CDS             join(1..4,x..9)\n"), "not a readable"),
     (genbank_text("ACGT" * 5, "     gene            1..4\n"), "no feature of type CDS; the file has types gene"),
     (genbank_text("ACGT" * 5, "     CDS             1..4\n").replace("//\n", ""), "not a readable GenBank file"),

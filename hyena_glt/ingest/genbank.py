@@ -85,7 +85,8 @@ def read_genbank(path: str | Path, feature: str | Sequence[str] | None = "CDS"
         raise DataError(f"not a readable GenBank file{where} ({reason}); check that it is a "
                         "complete GenBank flat file (LOCUS ... //)", path=path) from None
     if name is None:
-        raise DataError("no GenBank record found (a GenBank file starts with LOCUS)", path=path)
+        raise DataError("no complete GenBank record found (each runs from a LOCUS line to //)",
+                        path=path)
     if keys and not labelled:
         raise DataError(f"no feature of type {', '.join(sorted(keys))}; the file has types "
                         f"{', '.join(sorted(seen_types)) or 'none'}", path=path)
