@@ -176,9 +176,9 @@ def failure_report(output: str, workdir: Path) -> str:
 
 @pytest.mark.slow
 def test_the_workflow_runs_every_job_as_a_slurm_job(tmp_path, slurm_node):
-    """The default target through the shipped SLURM profile: every job but rule all (and the local effective_config) is an
-    sbatch job that SLURM ran to completion with the rule's resources, and the target's
-    inputs exist."""
+    """The default target through the shipped SLURM profile: every job but rule all and the
+    local effective_config is an sbatch job that SLURM ran to completion with the rule's
+    resources, and the target's inputs exist."""
     cpus, memory_mb = slurm_node
     workdir = tmp_path / "work"
     workdir.mkdir()
