@@ -214,7 +214,7 @@ def test_a_named_pretrained_model_skips_pretraining(tmp_path):
 
 
 #: PyPI name -> conda name, where they differ.
-CONDA_NAMES = {"torch": "pytorch"}
+CONDA_NAMES = {"torch": "pytorch", "pyBigWig": "pybigwig"}
 
 
 def requirement_names(requirements: list[str]) -> set[str]:
@@ -233,7 +233,7 @@ def conda_packages(path: Path) -> tuple[set[str], list]:
 @pytest.mark.parametrize(
     ("environment", "extras"),
     [
-        ("environment.yml", ["workflow", "export", "dev"]),
+        ("environment.yml", ["workflow", "export", "bigwig", "dev"]),
         ("workflow/envs/hyena-glt.yaml", ["export"]),
     ],
 )
