@@ -72,8 +72,8 @@ def finetuned(pretrained, tables, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finetuned") / "cds"
     assert main(["-q", "finetune", "--pretrained", str(pretrained), "--train",
                  str(tables["train"]), "--test", str(tables["test"]), "--task-type",
-                 "token_classification", "--epochs", "3", "--head-lr", "3e-2", "--out",
-                 str(out)]) == 0
+                 "token_classification", "--epochs", "3", "--head-lr", "3e-2",
+                 "--val-fraction", "0.1", "--out", str(out)]) == 0
     return out
 
 
@@ -200,7 +200,8 @@ def test_a_binary_sequence_table_holds_out_a_stratified_part(pretrained, tmp_pat
     labels = [int(seq.count("A") > 9) for seq in sequences]
     table = GenomicDataset(sequences=sequences, labels=labels, max_length=None, padding=None)
     finetuner = FineTuner(pretrained, task_type="sequence_classification", num_classes=2)
-    model = finetuner.finetune(table, num_epochs=1, output_dir=tmp_path / "run")
+    model = finetuner.finetune(table, num_epochs=1, val_fraction=0.1,
+                               output_dir=tmp_path / "run")
     validation = model.config.extra["decision_threshold_validation"]
     held = carve_validation(table, 0.1, seed=0, stratify=True)[1]
     assert validation["unit"] == "sequences" and validation["size"] == len(held) == 10
