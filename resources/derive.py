@@ -93,10 +93,10 @@ def example_promoters() -> None:
     """The first 4 rows of each label of the promoter subset, as FASTA (the predict example)."""
     table = pd.read_csv(RESOURCES / PROMOTERS_DEST)
     lines = []
-    for row, (sequence, label) in enumerate(zip(table["sequence"], table["label"]), start=1):
-        if (table["label"].iloc[:row] == label).sum() <= 4:
-            lines.append(f">row{row}_label{label} row {row} of {Path(PROMOTERS_DEST).name}")
-            lines.extend(sequence[i:i + 60] for i in range(0, len(sequence), 60))
+    for index, row in table.groupby("label").head(4).iterrows():  # source order kept
+        lines.append(f">row{index + 1}_label{row['label']} row {index + 1} of "
+                     f"{Path(PROMOTERS_DEST).name}")
+        lines.extend(row["sequence"][i:i + 60] for i in range(0, len(row["sequence"]), 60))
     (RESOURCES / "promoters" / "example_promoters.fa").write_text("\n".join(lines) + "\n")
 
 
