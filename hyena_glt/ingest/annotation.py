@@ -354,9 +354,6 @@ def ingest_annotation(
     counts = {name: {"records": 0, "bases": 0, "feature_bases": 0, "windows": 0}
               for name in names}
     training_kmers = None
-    if test_contigs is not None:
-        check_test_contigs(test_contigs, [record.name for record, _ in _masked_records(
-            fasta, annotation, features, format)], fasta or annotation)
     if partitioned and duplicate_threshold is not None:
         counts["test"]["duplicate_windows"] = 0
         training_kmers = TrainingKmers(
@@ -364,6 +361,7 @@ def ingest_annotation(
             for record, _ in _masked_records(fasta, annotation, features, format)
             for begin, finish in record_parts(record.name, len(record.sequence))["train"])
     segments: dict[str, dict[str, list[tuple[int, int]]]] = {name: {} for name in names}
+    records: list[str] = []
     with contextlib.ExitStack() as stack:
         if not partitioned:
             directories = {"all": Path(out_dir)}
@@ -380,6 +378,7 @@ def ingest_annotation(
                     ids = tokenizer.encode_array(record.sequence)
                 except TokenizationError as err:
                     raise DataError(str(err), path=record.path, record=record.name) from None
+                records.append(record.name)
                 parts = record_parts(record.name, len(ids))
                 rc_ids = (np.asarray(tokenizer.reverse_complement_ids(ids), dtype=np.uint8)
                           if reverse_complement else None)
@@ -402,6 +401,8 @@ def ingest_annotation(
                         counts[name]["records"] += 1
                         segments[name][record.name] = [list(s) for s in stretches]
                 bar.update(len(ids), windows=sum(c["windows"] for c in counts.values()))
+        if test_contigs is not None:  # before "no window in the test part" hides the cause
+            check_test_contigs(test_contigs, records, fasta or annotation)
         for name, writer in writers.items():
             if counts[name]["windows"] == 0:
                 if not partitioned:
