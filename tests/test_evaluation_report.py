@@ -214,9 +214,10 @@ def test_cli_report_from_files_and_a_task_without_predictions(tmp_path):
     results.to_parquet(tmp_path / "results.parquet", index=False)
     predictions[predictions["dataset"] != "brca1_lof"].to_parquet(tmp_path / "pred.parquet")
     out = tmp_path / "report.html"
+    (tmp_path / "config.yaml").write_text("seed: 3\n")
     assert main(["report", "--results", str(tmp_path / "results.parquet"), "--predictions",
-                 str(tmp_path / "pred.parquet"), "--resamples", "50", "--config-json",
-                 '{"seed": 3}', "--out", str(out)]) == 0
+                 str(tmp_path / "pred.parquet"), "--resamples", "50", "--config",
+                 str(tmp_path / "config.yaml"), "--out", str(out)]) == 0
     parsed = _Page()
     parsed.feed(out.read_text())
     rows = {row[0]: row for row in parsed.rows if row}

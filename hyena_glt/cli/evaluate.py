@@ -398,12 +398,9 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
                         "--predictions-out; repeatable")
     parser.add_argument("--training-log", type=Path, action="append", default=[],
                         metavar="FILE", help="metrics.jsonl of a training run; repeatable")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--config", type=Path, default=None,
-                       help="config.json/YAML to print under provenance")
-    group.add_argument("--config-json", default=None, metavar="JSON",
-                       help="the effective config as JSON text (the workflow passes the "
-                       "merged config it ran)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config YAML/JSON to print under provenance (the workflow passes "
+                        "results/config.effective.yaml)")
     parser.add_argument("--data-file", type=Path, action="append", default=[],
                         help="input file whose SHA-256 goes under provenance; repeatable")
     parser.add_argument("--job-benchmarks", type=Path, default=None, metavar="DIR",
@@ -438,11 +435,6 @@ def _run_report(args: argparse.Namespace) -> int:
             config = yaml.safe_load(args.config.read_text())
         except (OSError, yaml.YAMLError) as err:
             raise DataError(f"cannot read config: {err}", path=str(args.config)) from None
-    elif args.config_json is not None:
-        try:
-            config = json.loads(args.config_json)
-        except json.JSONDecodeError as err:
-            raise ConfigurationError(f"--config-json is not JSON: {err.msg}") from None
     outputs = _parse_model_specs(args.prediction_output, "--prediction-output")
     annotations = _parse_model_specs(args.prediction_annotation, "--prediction-annotation",
                                      "FILE")
