@@ -14,7 +14,6 @@ from .heads import (
     RegressionHead,
     SequenceClassificationHead,
     TokenClassificationHead,
-    VariantEffectHead,
 )
 from .hyena import HyenaOperator
 from .hyenadna import import_hyenadna
@@ -39,6 +38,7 @@ from .outputs import (
 )
 from .pretrained import HyenaGLTPreTrainedModel, load_backbone
 from .striped import StripedHyenaOperator, StrippedHyenaOperator
+from .variant_head import VariantEffectHead
 
 __all__ = [
     "HyenaOperator",

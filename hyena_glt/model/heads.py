@@ -4,8 +4,7 @@
 ``(B, L, d) -> (B, output_dim)``, both by pooling over real positions only (no [CLS] token, so padding
 never changes a sequence's result): a masked mean, or attention pooling, whose learned weights
 can single out where a signal sits (a protein's N-terminal targeting peptide); ``TokenClassificationHead``: ``(B, L, d) ->
-(B, L, num_classes)``; ``VariantEffectHead``: a ref/alt pair of ``(B, L, d)`` states ->
-``(B, out_features)`` from their difference at the variant and over the window.
+(B, L, num_classes)``. The variant head is in :mod:`.variant_head`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from torch import nn
 from ..config import POOLINGS
 
 __all__ = ["masked_mean", "AttentionPooling", "SequenceClassificationHead", "TokenClassificationHead",
-           "RegressionHead", "VariantEffectHead"]
+           "RegressionHead"]
 
 
 def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -93,33 +92,3 @@ class TokenClassificationHead(nn.Module):
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
         return self.out_proj(self.dropout(hidden))
-
-
-class VariantEffectHead(nn.Module):
-    """Scores a variant from the backbone states of its reference and alternate windows.
-
-    A pooled alt window alone hides a single-base change among hundreds of identical
-    positions; the effect lives in the difference. Features (each ``(B, d)``): alt - ref at
-    the variant, alt - ref mean-pooled over the window (for a causal backbone only positions
-    from the variant on differ), and the reference state at the variant (the site's context,
-    e.g. a splice site or codon position). ``ref (B, L, d), alt (B, L, d), variant_offset
-    (B,), masks (B, L) -> (B, out_features)``.
-    """
-
-    def __init__(self, d_model: int, out_features: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.dense = nn.Linear(3 * d_model, d_model)
-        self.activation = nn.GELU()
-        self.dropout = nn.Dropout(dropout)
-        self.out_proj = nn.Linear(d_model, out_features)
-
-    def forward(self, ref: torch.Tensor, alt: torch.Tensor, variant_offset: torch.Tensor,
-                ref_mask: torch.Tensor | None = None, alt_mask: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        rows = torch.arange(len(ref), device=ref.device)
-        site = variant_offset.long().clamp(0, ref.shape[1] - 1)
-        ref_site = ref[rows, site]
-        features = torch.cat([alt[rows, site] - ref_site,
-                              masked_mean(alt, alt_mask) - masked_mean(ref, ref_mask),
-                              ref_site], dim=-1)
-        return self.out_proj(self.dropout(self.activation(self.dense(self.dropout(features)))))

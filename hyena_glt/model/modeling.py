@@ -23,7 +23,6 @@ from .heads import (
     RegressionHead,
     SequenceClassificationHead,
     TokenClassificationHead,
-    VariantEffectHead,
 )
 from .hyenadna_layout import hyenadna_block_options
 from .merging import DynamicMergingLayer
@@ -37,6 +36,7 @@ from .outputs import (
 from .pretrained import HyenaGLTPreTrainedModel
 from .reverse_complement import complement_table, flip_positions, reverse_complement
 from .striped import StrippedHyenaOperator
+from .variant_head import VariantEffectHead
 
 #: Token ids of ProteinTokenizer (special tokens + amino acids).
 PROTEIN_ALPHABET_SIZE = len(SPECIAL_TOKENS) + len(ProteinTokenizer.alphabet)
