@@ -23,8 +23,10 @@ from .io import atomic_file
 
 #: Ways a sequence-level head summarises positions (``HyenaGLTConfig.pooling``).
 POOLINGS = ("mean", "attention")
+#: Where per-base heads combine the two strands (``HyenaGLTConfig.rc_fusion``).
+RC_FUSIONS = ("logits", "states")
 
-__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME", "POOLINGS", "parse_number",
+__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME", "POOLINGS", "RC_FUSIONS", "parse_number",
            "check_config_fields"]
 
 CONFIG_NAME = "config.json"
@@ -159,6 +161,11 @@ class HyenaGLTConfig:
     bidirectional: bool = False
     #: Average predictions over the sequence and its reverse complement (post-hoc RC).
     rc_average: bool = False
+    #: Per-base heads: ``"logits"`` (with ``rc_average``, average two one-sided predictions)
+    #: or ``"states"`` (always read both strands; the head sees each base's forward and
+    #: reverse-complement states side by side: upstream and downstream context together,
+    #: even from a causal backbone).
+    rc_fusion: str = "logits"
 
     # --- BLT dynamic merging ----------------------------------------------------------------
     use_dynamic_merging: bool = True
@@ -188,6 +195,13 @@ class HyenaGLTConfig:
     #: How sequence-level heads summarise positions: ``"mean"`` (masked mean) or
     #: ``"attention"`` (learned attention pooling, which can weight where a signal sits).
     pooling: str = "mean"
+    #: Add a direct path from k-mer counts to the logits, so the model contains the k-mer
+    #: regression (see :mod:`hyena_glt.model.kmer_path`): sequence heads read every k-mer's
+    #: frequency and the log length; per-base heads the codon usage of each reading frame
+    #: within ``kmer_window`` bases on either side (150: the best of 90/150/250 on the
+    #: chloroplast CDS validation windows).
+    kmer_path: bool = False
+    kmer_window: int = 150
 
     # --- training ---------------------------------------------------------------------------
     learning_rate: float = 1e-4
@@ -262,6 +276,9 @@ class HyenaGLTConfig:
         need(self.max_patch_size >= self.min_patch_size, "max_patch_size",
              f">= min_patch_size={self.min_patch_size}")
         need(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}")
+        need(self.rc_fusion in RC_FUSIONS, "rc_fusion", f"one of {', '.join(RC_FUSIONS)}")
+        need(isinstance(self.kmer_window, int) and self.kmer_window >= 1, "kmer_window",
+             "an integer >= 1")
         need(self.learning_rate > 0, "learning_rate", "> 0")
         need(self.weight_decay >= 0, "weight_decay", ">= 0")
         need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",

@@ -8,6 +8,7 @@ every output is per position (length L) or pooled per sequence.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from .heads import (
     TokenClassificationHead,
 )
 from .hyenadna_layout import hyenadna_block_options
+from .kmer_path import FrameKmerPath, SequenceKmerPath
 from .merging import DynamicMergingLayer
 from .outputs import (
     CausalLMOutput,
@@ -41,7 +43,7 @@ from .variant_head import VariantEffectHead
 #: Token ids of ProteinTokenizer (special tokens + amino acids).
 PROTEIN_ALPHABET_SIZE = len(SPECIAL_TOKENS) + len(ProteinTokenizer.alphabet)
 
-__all__ = ["check_task_alphabet", "PROTEIN_ALPHABET_SIZE", "HyenaGLTModel", "HyenaGLTForSequenceClassification",
+__all__ = ["check_task_alphabet", "kmer_alphabet", "PROTEIN_ALPHABET_SIZE", "HyenaGLTModel", "HyenaGLTForSequenceClassification",
            "HyenaGLTForTokenClassification", "HyenaGLTForRegression", "HyenaGLTForCausalLM",
            "HyenaGLTForVariantEffect"]
 
@@ -164,9 +166,18 @@ def check_task_alphabet(config: HyenaGLTConfig) -> None:
             "(pretrained_model=DIR), or from random weights (FineTuner(pretrained_model=None, "
             f"...), or a new HyenaGLTConfig(alphabet_size={PROTEIN_ALPHABET_SIZE}, "
             "task_type='protein_function'))")
-    if config.rc_average:
-        raise ConfigurationError("rc_average=True with task_type='protein_function': proteins "
-                                 "have no reverse complement; set rc_average=False")
+    if config.rc_average or config.rc_fusion != "logits":
+        raise ConfigurationError("rc_average=True or rc_fusion='states' with "
+                                 "task_type='protein_function': proteins have no reverse "
+                                 "complement; set rc_average=False and rc_fusion='logits'")
+
+
+def kmer_alphabet(config: HyenaGLTConfig) -> dict[str, Any]:
+    """Letters and k-mer sizes the sequence k-mer path counts: every 1..6-mer of nucleotides
+    (5,460 columns, as the k-mer baseline), or 1..2-mers of the 26 protein letters (702)."""
+    if config.task_type == "protein_function":
+        return {"letters": len(ProteinTokenizer.alphabet), "sizes": (1, 2)}
+    return {"letters": 4, "sizes": (1, 2, 3, 4, 5, 6)}
 
 
 class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
@@ -180,11 +191,23 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
         check_task_alphabet(config)
         self.backbone = HyenaGLTModel(config)
         self.head = self._build_head(config)
+        self.kmer_path = self._build_kmer_path(config) if config.kmer_path else None
         self.register_buffer("rc_table", complement_table(config.alphabet_size),
                              persistent=False)
 
+    @property
+    def fuses_strand_states(self) -> bool:
+        """The head reads forward and reverse-complement states side by side (per-base heads
+        with ``rc_fusion="states"``; both strands are then always read)."""
+        return self.per_position and self.config.rc_fusion == "states"
+
     def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
         raise NotImplementedError
+
+    def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module | None:
+        warnings.warn(f"kmer_path is ignored by {type(self).__name__}", HyenaGLTWarning,
+                      stacklevel=3)
+        return None
 
     def _task_loss(self, logits: torch.Tensor, labels: torch.Tensor,
                    attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -196,14 +219,23 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
         """Logits (averaged with the reverse complement's if ``config.rc_average``); ``loss``
         when ``labels`` are given (plus the weighted auxiliary entropy-model loss)."""
         out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
-        logits = self.head(out.last_hidden_state, attention_mask)
-        if self.config.rc_average:
+        states = out.last_hidden_state
+        if self.config.rc_average or self.fuses_strand_states:
             mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-            rc_ids = reverse_complement(input_ids, mask, self.rc_table)
-            rc_logits = self.head(self.backbone(rc_ids, mask).last_hidden_state, mask)
-            if self.per_position:
-                rc_logits = flip_positions(rc_logits, mask)
-            logits = (logits + rc_logits) / 2
+            rc_states = self.backbone(reverse_complement(input_ids, mask, self.rc_table),
+                                      mask).last_hidden_state
+            if self.fuses_strand_states:
+                logits = self.head(torch.cat([states, flip_positions(rc_states, mask)], -1),
+                                   attention_mask)
+            else:
+                rc_logits = self.head(rc_states, mask)
+                if self.per_position:
+                    rc_logits = flip_positions(rc_logits, mask)
+                logits = (self.head(states, attention_mask) + rc_logits) / 2
+        else:
+            logits = self.head(states, attention_mask)
+        if self.kmer_path is not None:
+            logits = logits + self.kmer_path(input_ids, attention_mask)
         return self._output(out, logits, labels, attention_mask)
 
     def _output(self, out: HyenaGLTOutput, logits: torch.Tensor, labels: torch.Tensor | None,
@@ -230,6 +262,9 @@ class HyenaGLTForSequenceClassification(_HyenaGLTTaskModel):
         return SequenceClassificationHead(config.d_model, config.num_classes, config.dropout,
                                           config.pooling)
 
+    def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module:
+        return SequenceKmerPath(config.num_classes, **kmer_alphabet(config))
+
     def _task_loss(self, logits, labels, attention_mask):
         return F.cross_entropy(logits.float(), labels.long())
 
@@ -242,7 +277,11 @@ class HyenaGLTForTokenClassification(_HyenaGLTTaskModel):
     per_position = True
 
     def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
-        return TokenClassificationHead(config.d_model, config.num_classes, config.dropout)
+        width = config.d_model * (2 if self.fuses_strand_states else 1)
+        return TokenClassificationHead(width, config.num_classes, config.dropout)
+
+    def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module:
+        return FrameKmerPath(config.num_classes, config.kmer_window)
 
     def _task_loss(self, logits, labels, attention_mask):
         labels = labels.long()
@@ -259,6 +298,9 @@ class HyenaGLTForRegression(_HyenaGLTTaskModel):
 
     def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
         return RegressionHead(config.d_model, config.output_dim, config.dropout, config.pooling)
+
+    def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module:
+        return SequenceKmerPath(config.output_dim, **kmer_alphabet(config))
 
     def _task_loss(self, logits, labels, attention_mask):
         labels = labels.float().reshape(logits.shape[0], -1)

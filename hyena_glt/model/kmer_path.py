@@ -1,0 +1,140 @@
+"""A direct path from k-mer counts to the head's logits (``config.kmer_path``).
+
+The baseline every model must clear is a logistic regression on k-mer counts. With this path
+the model contains it as a special case, and a few hundred optimizer steps find it (a linear
+model on a normalised bag) even where the backbone has not yet learned anything. The counts
+are exact (one index per k-mer), not the BLT hash embeddings: on the chloroplast CDS task a
+path through the hashed embeddings overfitted (held-out AUROC 0.87 against 0.92 with exact
+codon counts, the same training), since every bucket is a free d_model-wide vector.
+
+* :class:`SequenceKmerPath` (sequence heads): counts of every k-mer, k = 1..6 for nucleotides
+  (5,460 columns) or 1..2 for proteins, normalised, and the log length (classes may differ in
+  length; a CNN sees length through its padding).
+* :class:`FrameKmerPath` (per-base heads): around each base, the codon usage of each of the
+  three reading frames through it within ``+-half`` bases (stop codons included). One small
+  network scores each frame and the best frame wins (a max over frames: coding is "some frame
+  is open", whichever it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["kmer_index", "kmer_counts", "SequenceKmerPath", "FrameKmerPath",
+           "phase_window_means"]
+
+_FIRST_LETTER_ID = 7  # tokenizers: special tokens are ids 0..6, the alphabet follows
+
+
+def kmer_index(input_ids: torch.Tensor, k: int, letters: int,
+               attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, L)`` index in ``[0, letters ** k)`` of the k-mer ending at each position, or
+    ``letters ** k`` where there is none (too close to the start, padding, or a letter
+    outside the first ``letters`` of the alphabet such as N)."""
+    codes = input_ids.long() - _FIRST_LETTER_ID
+    valid = (codes >= 0) & (codes < letters)
+    if attention_mask is not None:
+        valid &= attention_mask.bool()
+    codes = codes.clamp(0, letters - 1)
+    index = torch.zeros_like(codes)
+    whole = torch.ones_like(valid)
+    length = codes.shape[1]
+    for offset in range(k):  # the letter `offset` places before the end, weighted letters**offset
+        shifted = nn.functional.pad(codes[:, :length - offset], (offset, 0))
+        shifted_valid = nn.functional.pad(valid[:, :length - offset], (offset, 0), value=False)
+        index += shifted * letters ** offset
+        whole &= shifted_valid
+    return torch.where(whole, index, torch.full_like(index, letters ** k))
+
+
+def kmer_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                sizes: Sequence[int], letters: int) -> torch.Tensor:
+    """``(B, sum(letters ** k))`` counts of every k-mer of each sequence, k in ``sizes``."""
+    blocks = []
+    for k in sizes:
+        index = kmer_index(input_ids, k, letters, attention_mask)
+        counts = torch.zeros(len(index), letters ** k + 1, device=index.device)
+        counts.scatter_add_(1, index, torch.ones_like(index, dtype=counts.dtype))
+        blocks.append(counts[:, :-1])
+    return torch.cat(blocks, 1)
+
+
+class SequenceKmerPath(nn.Module):
+    """``ids (B, L), mask (B, L) -> (B, out_features)`` logits to add to a pooled head's: a
+    linear read-out of the k-mer frequencies (each k normalised to sum 1, then standardised
+    across columns) and the log length."""
+
+    def __init__(self, out_features: int, letters: int = 4, sizes: Sequence[int] = (1, 2, 3, 4, 5, 6)
+                 ) -> None:
+        super().__init__()
+        self.letters, self.sizes = letters, tuple(sizes)
+        width = sum(letters ** k for k in self.sizes)
+        self.norm = nn.LayerNorm(width)
+        self.out_proj = nn.Linear(width + 1, out_features)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        counts = kmer_counts(input_ids, attention_mask, self.sizes, self.letters)
+        columns = torch.split(counts, [self.letters ** k for k in self.sizes], 1)
+        frequencies = torch.cat([c / c.sum(1, keepdim=True).clamp(min=1) for c in columns], 1)
+        length = (torch.full((len(input_ids),), float(input_ids.shape[1]),
+                             device=input_ids.device)
+                  if attention_mask is None else attention_mask.sum(1).float())
+        features = torch.cat([self.norm(frequencies), length.clamp(min=1).log()[:, None]], -1)
+        return self.out_proj(features.to(self.out_proj.weight.dtype))
+
+
+def phase_window_means(values: torch.Tensor, attention_mask: torch.Tensor | None,
+                       half: int) -> torch.Tensor:
+    """``(B, L, C) -> (B, L, 3, C)``: at each base t and relative phase p, the mean of the
+    real positions s in ``[t - half, t + half]`` with ``s = t + p (mod 3)``.
+
+    Window sums come from cumulative sums per residue class (O(L), no L x window tensor).
+    """
+    batch, length, _ = values.shape
+    device = values.device
+    mask = (torch.ones(batch, length, device=device) if attention_mask is None
+            else attention_mask.to(values.dtype))
+    positions = torch.arange(length, device=device)
+    residue = torch.stack([positions % 3 == r for r in range(3)]).to(values.dtype)  # (3, L)
+    weights = residue[None] * mask[:, None]                                  # (B, 3, L)
+    stacked = torch.cat([weights[..., None] * values[:, None], weights[..., None]], -1)
+    cumulative = nn.functional.pad(stacked.cumsum(2), (0, 0, 1, 0))          # (B, 3, L + 1, .)
+    upper = (positions + half + 1).clamp(max=length)
+    lower = (positions - half).clamp(min=0)
+    sums = cumulative[:, :, upper] - cumulative[:, :, lower]                 # (B, 3, L, C + 1)
+    # relative phase p at t reads residue class (t + p) mod 3
+    phase = (positions[None, :] + torch.arange(3, device=device)[:, None]) % 3  # (3, L)
+    index = phase[None, :, :, None].expand(batch, 3, length, sums.shape[-1])
+    relative = torch.gather(sums, 1, index)                                  # (B, 3, L, C + 1)
+    means = relative[..., :-1] / relative[..., -1:].clamp(min=1)
+    return means.permute(0, 2, 1, 3)
+
+
+class FrameKmerPath(nn.Module):
+    """``ids (B, L), mask (B, L) -> (B, L, out_features)`` logits to add to a per-base head's:
+    per-frame codon usage around each base, scored by one shared network, the best frame
+    kept."""
+
+    def __init__(self, out_features: int, half: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.half = half
+        self.norm = nn.LayerNorm(4 ** 3 + 1)
+        self.frame = nn.Sequential(nn.Linear(4 ** 3 + 1, hidden), nn.GELU())
+        self.out_proj = nn.Linear(hidden, out_features)
+
+    def codon_frames(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+                     ) -> torch.Tensor:
+        """``(B, L, 3, 65)`` codon usage of the three frames around each base (the 65th
+        column: positions without a whole codon)."""
+        codons = nn.functional.one_hot(kmer_index(input_ids, 3, 4), 4 ** 3 + 1).float()
+        return phase_window_means(codons, attention_mask, self.half)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        frames = self.frame(self.norm(self.codon_frames(input_ids, attention_mask)
+                                      .to(self.out_proj.weight.dtype)))
+        return self.out_proj(frames.amax(2))
