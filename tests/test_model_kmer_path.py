@@ -193,3 +193,24 @@ def test_protein_models_refuse_strand_fusion():
     with pytest.raises(ConfigurationError, match="reverse complement"):
         HyenaGLTForSequenceClassification(HyenaGLTConfig(
             task_type="protein_function", alphabet_size=33, rc_fusion="states", **SMALL))
+
+
+@pytest.mark.parametrize("model_class, options", [
+    (HyenaGLTForSequenceClassification, {}),
+    (HyenaGLTForTokenClassification, {"task_type": "token_classification",
+                                      "rc_fusion": "states"}),
+])
+def test_models_with_a_k_mer_path_export_to_onnx(model_class, options):
+    """The counts are built from the batch's own shape (a dynamic batch axis exports)."""
+    from hyena_glt.optimization.deployment import DeploymentConfig, ModelOptimizer
+
+    torch.manual_seed(0)
+    model = model_class(HyenaGLTConfig(kmer_path=True, use_dynamic_merging=False,
+                                       **{**SMALL, **options})).eval()
+    runner = ModelOptimizer(DeploymentConfig("onnx", "all")).optimize(model)
+    assert runner.max_abs_diff <= runner.tolerance
+    ids = torch.randint(7, 11, (3, SMALL["sequence_length"]))
+    with torch.no_grad():
+        expected = model(ids, torch.ones_like(ids)).logits.numpy()
+    got = runner(ids, torch.ones_like(ids)).numpy()
+    assert abs(got - expected).max() <= runner.tolerance

@@ -56,7 +56,7 @@ def kmer_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
     blocks = []
     for k in sizes:
         index = kmer_index(input_ids, k, letters, attention_mask)
-        counts = torch.zeros(len(index), letters ** k + 1, device=index.device)
+        counts = torch.zeros(index.shape[0], letters ** k + 1, device=index.device)
         counts.scatter_add_(1, index, torch.ones_like(index, dtype=counts.dtype))
         blocks.append(counts[:, :-1])
     return torch.cat(blocks, 1)
@@ -80,9 +80,8 @@ class SequenceKmerPath(nn.Module):
         counts = kmer_counts(input_ids, attention_mask, self.sizes, self.letters)
         columns = torch.split(counts, [self.letters ** k for k in self.sizes], 1)
         frequencies = torch.cat([c / c.sum(1, keepdim=True).clamp(min=1) for c in columns], 1)
-        length = (torch.full((len(input_ids),), float(input_ids.shape[1]),
-                             device=input_ids.device)
-                  if attention_mask is None else attention_mask.sum(1).float())
+        length = (torch.ones_like(input_ids).sum(1) if attention_mask is None
+                  else attention_mask.sum(1)).float()
         features = torch.cat([self.norm(frequencies), length.clamp(min=1).log()[:, None]], -1)
         return self.out_proj(features.to(self.out_proj.weight.dtype))
 
