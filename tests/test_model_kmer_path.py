@@ -214,3 +214,20 @@ def test_models_with_a_k_mer_path_export_to_onnx(model_class, options):
         expected = model(ids, torch.ones_like(ids)).logits.numpy()
     got = runner(ids, torch.ones_like(ids)).numpy()
     assert abs(got - expected).max() <= runner.tolerance
+
+
+def test_protein_k_mer_path_reads_the_terminal_residues():
+    """Two proteins with the same composition, one with its lysines at the N-terminus, one at
+    the C-terminus: whole-sequence counts cannot tell them apart; the terminal blocks can."""
+    path = SequenceKmerPath(2, letters=26, sizes=(1,), terminal=5)
+    lysine, alanine = 7 + 8, 7  # ProteinTokenizer: ACDEFGHIK...
+    n_terminal = torch.tensor([[lysine] * 5 + [alanine] * 20])
+    c_terminal = torch.tensor([[alanine] * 20 + [lysine] * 5])
+    padded = torch.cat([c_terminal, torch.zeros(1, 7, dtype=torch.long)], 1)
+    with torch.no_grad():
+        assert not torch.allclose(path(n_terminal), path(c_terminal))
+        assert torch.allclose(path(c_terminal),
+                              path(padded, (padded != 0).long()), atol=1e-6)
+    flat = SequenceKmerPath(2, letters=26, sizes=(1,))
+    with torch.no_grad():
+        assert torch.allclose(flat(n_terminal), flat(c_terminal), atol=1e-6)

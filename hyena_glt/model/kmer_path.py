@@ -62,27 +62,43 @@ def kmer_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
     return torch.cat(blocks, 1)
 
 
+def _frequencies(input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 sizes: Sequence[int], letters: int) -> torch.Tensor:
+    """k-mer counts with each k's block normalised to sum 1 (0 where there is none)."""
+    counts = kmer_counts(input_ids, attention_mask, sizes, letters)
+    blocks = torch.split(counts, [letters ** k for k in sizes], 1)
+    return torch.cat([block / block.sum(1, keepdim=True).clamp(min=1) for block in blocks], 1)
+
+
 class SequenceKmerPath(nn.Module):
     """``ids (B, L), mask (B, L) -> (B, out_features)`` logits to add to a pooled head's: a
-    linear read-out of the k-mer frequencies (each k normalised to sum 1, then standardised
-    across columns) and the log length."""
+    linear read-out of the k-mer frequencies (standardised across columns) and the log length.
 
-    def __init__(self, out_features: int, letters: int = 4, sizes: Sequence[int] = (1, 2, 3, 4, 5, 6)
-                 ) -> None:
+    ``terminal > 0`` adds the letter frequencies of the first and of the last ``terminal``
+    real tokens: where a signal sits matters for proteins (an N-terminal signal or transit
+    peptide, a C-terminal retention or peroxisome signal), which whole-sequence counts lose.
+    """
+
+    def __init__(self, out_features: int, letters: int = 4,
+                 sizes: Sequence[int] = (1, 2, 3, 4, 5, 6), terminal: int = 0) -> None:
         super().__init__()
-        self.letters, self.sizes = letters, tuple(sizes)
-        width = sum(letters ** k for k in self.sizes)
+        self.letters, self.sizes, self.terminal = letters, tuple(sizes), terminal
+        width = sum(letters ** k for k in self.sizes) + (2 * letters if terminal else 0)
         self.norm = nn.LayerNorm(width)
         self.out_proj = nn.Linear(width + 1, out_features)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
-        counts = kmer_counts(input_ids, attention_mask, self.sizes, self.letters)
-        columns = torch.split(counts, [self.letters ** k for k in self.sizes], 1)
-        frequencies = torch.cat([c / c.sum(1, keepdim=True).clamp(min=1) for c in columns], 1)
-        length = (torch.ones_like(input_ids).sum(1) if attention_mask is None
-                  else attention_mask.sum(1)).float()
-        features = torch.cat([self.norm(frequencies), length.clamp(min=1).log()[:, None]], -1)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.long()
+        length = mask.sum(1)
+        blocks = [_frequencies(input_ids, mask, self.sizes, self.letters)]
+        if self.terminal:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+            first = mask * (positions < self.terminal)
+            last = mask * (positions >= length[:, None] - self.terminal)
+            blocks += [_frequencies(input_ids, part, (1,), self.letters) for part in (first, last)]
+        features = torch.cat([self.norm(torch.cat(blocks, 1)),
+                              length.clamp(min=1).float().log()[:, None]], -1)
         return self.out_proj(features.to(self.out_proj.weight.dtype))
 
 

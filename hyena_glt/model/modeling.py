@@ -43,7 +43,7 @@ from .variant_head import VariantEffectHead
 #: Token ids of ProteinTokenizer (special tokens + amino acids).
 PROTEIN_ALPHABET_SIZE = len(SPECIAL_TOKENS) + len(ProteinTokenizer.alphabet)
 
-__all__ = ["check_task_alphabet", "kmer_alphabet", "PROTEIN_ALPHABET_SIZE", "HyenaGLTModel", "HyenaGLTForSequenceClassification",
+__all__ = ["check_task_alphabet", "kmer_path_options", "PROTEIN_ALPHABET_SIZE", "HyenaGLTModel", "HyenaGLTForSequenceClassification",
            "HyenaGLTForTokenClassification", "HyenaGLTForRegression", "HyenaGLTForCausalLM",
            "HyenaGLTForVariantEffect"]
 
@@ -172,11 +172,12 @@ def check_task_alphabet(config: HyenaGLTConfig) -> None:
                                  "complement; set rc_average=False and rc_fusion='logits'")
 
 
-def kmer_alphabet(config: HyenaGLTConfig) -> dict[str, Any]:
-    """Letters and k-mer sizes the sequence k-mer path counts: every 1..6-mer of nucleotides
-    (5,460 columns, as the k-mer baseline), or 1..2-mers of the 26 protein letters (702)."""
+def kmer_path_options(config: HyenaGLTConfig) -> dict[str, Any]:
+    """What the sequence k-mer path counts: every 1..6-mer of nucleotides (5,460 columns, as
+    the k-mer baseline), or for proteins the 1..2-mers of the 26 letters (702) and the letters
+    of the 50 N- and C-terminal residues (where targeting signals sit)."""
     if config.task_type == "protein_function":
-        return {"letters": len(ProteinTokenizer.alphabet), "sizes": (1, 2)}
+        return {"letters": len(ProteinTokenizer.alphabet), "sizes": (1, 2), "terminal": 50}
     return {"letters": 4, "sizes": (1, 2, 3, 4, 5, 6)}
 
 
@@ -263,7 +264,7 @@ class HyenaGLTForSequenceClassification(_HyenaGLTTaskModel):
                                           config.pooling)
 
     def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module:
-        return SequenceKmerPath(config.num_classes, **kmer_alphabet(config))
+        return SequenceKmerPath(config.num_classes, **kmer_path_options(config))
 
     def _task_loss(self, logits, labels, attention_mask):
         return F.cross_entropy(logits.float(), labels.long())
@@ -300,7 +301,7 @@ class HyenaGLTForRegression(_HyenaGLTTaskModel):
         return RegressionHead(config.d_model, config.output_dim, config.dropout, config.pooling)
 
     def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module:
-        return SequenceKmerPath(config.output_dim, **kmer_alphabet(config))
+        return SequenceKmerPath(config.output_dim, **kmer_path_options(config))
 
     def _task_loss(self, logits, labels, attention_mask):
         labels = labels.float().reshape(logits.shape[0], -1)
