@@ -88,6 +88,27 @@ def test_delta_is_alt_minus_ref_and_independent_of_batching(lm):
         delta_log_likelihood(lm, ref, alt[:, :-1])
 
 
+def test_a_reference_window_shared_by_several_variants_is_scored_once(lm, monkeypatch):
+    """Saturation editing puts three alternate alleles on each site: one reference window."""
+    generator = torch.Generator().manual_seed(2)
+    site_ref = torch.randint(7, 11, (2, WINDOW), generator=generator)
+    ref = site_ref.repeat_interleave(3, dim=0)  # 2 sites x 3 alleles
+    alt = ref.clone()
+    alt[:, WINDOW // 2] = 7 + (alt[:, WINDOW // 2] - 7 + torch.tensor([1, 2, 3] * 2)) % 4
+    expected = (lm.sequence_log_likelihood(alt) - lm.sequence_log_likelihood(ref)).numpy()
+    scored = []
+    original = lm.sequence_log_likelihood
+
+    def counting(ids, *args, **kwargs):
+        scored.append(len(ids))
+        return original(ids, *args, **kwargs)
+
+    monkeypatch.setattr(lm, "sequence_log_likelihood", counting)
+    delta = delta_log_likelihood(lm, ref, alt, batch_size=4)
+    np.testing.assert_allclose(delta, expected, rtol=1e-5, atol=1e-5)
+    assert sum(scored) == 2 + 6  # the two distinct reference windows, then every alternate
+
+
 def test_score_table_rows_columns_and_strand_average(scores, lm, variant_shards):
     assert len(scores) == 30
     assert {"id", "chrom", "pos", "ref", "alt", "label", "function_score", "delta_ll_forward",
@@ -99,15 +120,21 @@ def test_score_table_rows_columns_and_strand_average(scores, lm, variant_shards)
     np.testing.assert_allclose(scores["delta_ll"], values[:, :2].mean(1))
     # The strands differ: the reverse window is not the forward one.
     assert not np.allclose(values[:, 0], values[:, 1])
-    forward_only = score_variants(lm, variant_shards, batch_size=64)
+    forward_only = score_variants(lm, variant_shards, batch_size=64, strand_average=False)
     np.testing.assert_allclose(forward_only["delta_ll"], scores["delta_ll_forward"], atol=1e-5)
     assert "delta_ll_reverse" not in forward_only.columns
+    # By default both strands are averaged whenever the shards hold them.
+    default = score_variants(lm, variant_shards, batch_size=64)
+    np.testing.assert_allclose(default["delta_ll"], scores["delta_ll"], atol=1e-5)
 
 
 def test_strand_average_needs_reverse_complement_windows(lm, shared_data, tmp_path):
     forward_only = _ingest(shared_data, tmp_path / "fwd", 1000, False)
     with pytest.raises(DataError, match="--reverse-complement"):
         score_variants(lm, forward_only, strand_average=True)
+    default = score_variants(lm, forward_only)  # forward windows only: the forward score
+    np.testing.assert_array_equal(default["delta_ll"], default["delta_ll_forward"])
+    assert "delta_ll_reverse" not in default.columns
 
 
 def test_position_folds_never_straddle_a_bin(scores):
@@ -159,7 +186,11 @@ def test_cli_score_variants_and_evaluate(lm, variant_shards, scores, tmp_path):
                  "--out", str(table), "--batch-size", "64"]) == 0
     written = pd.read_csv(table)
     assert list(written["id"]) == list(scores["id"])
-    np.testing.assert_allclose(written["delta_ll"], scores["delta_ll_forward"], atol=1e-5)
+    np.testing.assert_allclose(written["delta_ll"], scores["delta_ll"], atol=1e-5)  # both strands
+    assert main(["score-variants", "--model", str(model_dir), "--variants", str(variant_shards),
+                 "--out", str(table), "--no-strand-average"]) == 0
+    np.testing.assert_allclose(pd.read_csv(table)["delta_ll"], scores["delta_ll_forward"],
+                               atol=1e-5)
     metrics_path = tmp_path / "metrics.json"
     assert main(["evaluate", "--model", str(model_dir), "--data", str(variant_shards),
                  "--out", str(metrics_path), "--batch-size", "64", "--folds", "3",

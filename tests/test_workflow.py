@@ -179,6 +179,27 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
     assert "--model=finetuned=results/models/finetuned/brca1_lof" in variant_evaluate
     assert "--model=zero_shot_lm=results/models/pretrained" in variant_evaluate
     assert "--max-length 256" in variant_evaluate  # the pair model reads what it trained on
+    # Zero-shot scoring averages both strands: the variant windows are written on both.
+    assert "--strand-average" in variant_evaluate
+    (variant_ingest,) = [c for c in shell_commands(result.stdout, "ingest") if " vcf " in c]
+    assert "--reverse-complement" in variant_ingest
+    (token_evaluate,) = [command for command in shell_commands(result.stdout, "evaluate")
+                         if "chloroplast_cds" in command]
+    assert "--strand-average" not in token_evaluate  # a variants-only flag
+
+
+def test_variant_windows_of_the_forward_strand_only_are_scored_so(tmp_path):
+    config = example_config()
+    config["ingest"]["variants"] = {**config["ingest"]["variants"], "reverse_complement": False}
+    path = write_config(tmp_path, config, [SARS_COV_2], [BRCA1_LOF])
+    result = run_snakemake(
+        "--dry-run", "--cores", "2", "--configfile", str(path), "--directory", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (ingest,) = [c for c in shell_commands(result.stdout, "ingest") if " vcf " in c]
+    assert "--reverse-complement" not in ingest
+    (evaluate,) = shell_commands(result.stdout, "evaluate")
+    assert "--strand-average" not in evaluate and "--model=zero_shot_lm=" in evaluate
 
 
 def test_training_jobs_ask_for_gpus_and_run_under_torchrun_with_more_than_one(tmp_path):

@@ -56,8 +56,9 @@ def _register_score(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True,
                         help="score table: .parquet, .tsv or anything else for CSV")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="variants per forward pass")
-    parser.add_argument("--strand-average", action="store_true",
-                        help="average both strands (shards need --reverse-complement)")
+    parser.add_argument("--strand-average", action=argparse.BooleanOptionalAction,
+                        default=None, help="average the Δ of both strands (default: whenever "
+                        "the shards hold them, i.e. were ingested with --reverse-complement)")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum",
                         help="window log-likelihood: total (default) or per token")
     add_threads_option(parser)
@@ -119,7 +120,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
                         "model's sequence_length or exported length); variants: the "
                         "fine-tuned pair model reads N bases around each variant, as in "
                         "fine-tuning (zero-shot scoring reads whole windows)")
-    parser.add_argument("--strand-average", action="store_true")
+    parser.add_argument("--strand-average", action=argparse.BooleanOptionalAction,
+                        default=None, help="variants, zero-shot: average the Δ of both strands "
+                        "(default: whenever the shards hold them)")
     parser.add_argument("--reduction", choices=("sum", "mean"), default="sum")
     parser.add_argument("--function-score-column", default=None,
                         help="variants: measured function score column (kept at ingest)")

@@ -69,11 +69,19 @@ rule evaluate:
             f"--model={name}={input[name]}" for name in evaluated_models(wildcards)
         ),
         max_length=variant_max_length,
+        # Variant shards written on both strands: the zero-shot score averages them.
+        strand_average=lambda wildcards: (
+            "--strand-average"
+            if TASKS.loc[wildcards.task, "type"] == "variant_effect"
+            and config["ingest"]["variants"].get("reverse_complement", True)
+            else ""
+        ),
         baselines=task_baselines,
         cnn_epochs=EVALUATE.get("cnn_epochs", 5),
         seed=config["seed"],
     shell:
         "hyena-glt evaluate {params.models} --data {params.test:q} {params.max_length}"
+        " {params.strand_average}"
         " --train {params.train:q} --baselines {params.baselines}"
         " --cnn-epochs {params.cnn_epochs} --seed {params.seed}"
         " --dataset {wildcards.task} --threads {threads} --out {output.results:q}"

@@ -134,10 +134,16 @@ rule ingest_variant_task:
         window=config["ingest"]["variants"]["window"],
         on_ref_mismatch=config["ingest"]["variants"]["on_ref_mismatch"],
         split=split_arguments,
+        reverse_complement=(
+            "--reverse-complement"
+            if config["ingest"]["variants"].get("reverse_complement", True)
+            else ""
+        ),
     shell:
         "hyena-glt ingest vcf --reference {input.reference:q} {params.source}"
         " --out {params.out:q} --window {params.window}"
-        " --on-ref-mismatch {params.on_ref_mismatch} {params.split} > {log} 2>&1"
+        " --on-ref-mismatch {params.on_ref_mismatch} {params.split}"
+        " {params.reverse_complement} > {log} 2>&1"
 
 
 # `snakemake ingest`: every shard directory and nothing after (e.g. to inspect the shards).
