@@ -12,6 +12,10 @@ part (``--val``, else ``--val-fraction`` of ``--train`` held out: whole windows,
 as the MCC-best cut of P(class 1), stored in config.json (``extra.decision_threshold``) for
 ``hyena-glt predict`` and ``evaluate``.
 
+``--auto`` chooses the learning rate among a small grid and the number of epochs on a
+validation part, then retrains on all of ``--train`` (:mod:`hyena_glt.training.auto`); it costs
+about one training per learning rate, plus one.
+
 Exit status: 0 done; 2 bad input or settings, or a non-finite loss; 75 (EX_TEMPFAIL) stopped
 by SIGTERM/SIGUSR1 after a checkpoint: rerun to resume.
 """
@@ -24,7 +28,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .arguments import fraction, positive_float, positive_int
+from .arguments import fraction, open_fraction, positive_float, positive_int
 from .pretrain import (
     add_training_options,
     config_fields,
@@ -36,6 +40,23 @@ from .pretrain import (
 __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
+
+#: ``hyena_glt.training.auto.DEFAULT_VAL_FRACTION``, here so ``--help`` does not import torch.
+AUTO_VAL_FRACTION = 0.15
+
+
+def learning_rates(text: str) -> tuple[float, ...]:
+    """``--auto-lrs``: comma-separated learning rates, each > 0, none repeated."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError("give comma-separated learning rates, e.g. "
+                                         "3e-4,1e-3,3e-3")
+    rates = tuple(positive_float(part) for part in parts)
+    if len(set(rates)) < len(rates):
+        raise argparse.ArgumentTypeError(f"{text!r} repeats a learning rate (each costs a "
+                                         "training)")
+    return rates
+
 
 TASK_TYPES = ("sequence_classification", "protein_function", "token_classification",
               "genome_annotation", "variant_effect", "regression")
@@ -79,8 +100,16 @@ def _dataset(path: Path, task_type: str, max_length: int | None) -> Any:
 def _run_finetune(args: argparse.Namespace) -> int:
     from ..errors import ConfigurationError
     from ..training import FineTuner
+    from ..training.auto import auto_finetune
     from ..training.finetune import TASK_SHARD_KINDS
 
+    if not args.auto:
+        given = [name for name, value in (("--auto-lrs", args.auto_lrs),
+                                          ("--auto-val-fraction", args.auto_val_fraction))
+                 if value is not None]
+        if given:
+            raise ConfigurationError(f"{' and '.join(given)} only applies with --auto: add "
+                                     "--auto (about one training per learning rate, plus one)")
     if args.train.is_file() and TASK_SHARD_KINDS[args.task_type] == "table":
         _check_table_labels(args.train, args.task_type)
     train = _dataset(args.train, args.task_type, args.max_length)
@@ -103,14 +132,21 @@ def _run_finetune(args: argparse.Namespace) -> int:
                                  "model")
 
     def train_and_test() -> None:
-        finetuner.finetune(
-            train, val, num_epochs=args.epochs, output_dir=run_dir(args),
-            model_dir=args.out, device=args.device,
-            max_steps=args.max_steps, log_steps=args.log_steps, eval_steps=args.eval_steps,
-            save_steps=args.save_steps, early_stopping_patience=args.early_stopping,
-            metric_for_best=args.metric, num_workers=args.num_workers,
+        settings: dict[str, Any] = dict(
+            num_epochs=args.epochs, output_dir=run_dir(args), model_dir=args.out,
+            device=args.device, max_steps=args.max_steps, log_steps=args.log_steps,
+            eval_steps=args.eval_steps, save_steps=args.save_steps,
+            early_stopping_patience=args.early_stopping, num_workers=args.num_workers,
             val_fraction=args.val_fraction)
-        trainer = finetuner.trainer
+        if args.auto:
+            tuned = auto_finetune(finetuner, train, val, learning_rates=args.auto_lrs,
+                                  validation_fraction=args.auto_val_fraction or
+                                  AUTO_VAL_FRACTION, metric=args.metric, **settings)
+        else:
+            tuned = finetuner
+            finetuner.finetune(train, val, metric_for_best=args.metric or "eval_loss",
+                               **settings)
+        trainer = tuned.trainer
         if trainer is not None:
             discard_resume_state(trainer)
         if test is not None and trainer is not None:
@@ -155,5 +191,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, default=None, metavar="FILE",
                         help="YAML/JSON of HyenaGLTConfig fields to change (dropout, "
                         "warmup_steps, weight_decay, ...)")
+    parser.add_argument("--auto", action="store_true",
+                        help="choose the learning rate (x1/3, x1, x3 of --backbone-lr and "
+                        "--head-lr) and the number of epochs (1..--epochs) on a validation "
+                        "part (--val, else --auto-val-fraction of --train), by AUROC for two "
+                        "classes, accuracy for more, loss for scores (or --metric); then "
+                        "retrain on all of --train. Costs about len(grid)+1 trainings (4 by "
+                        "default; with --val, len(grid)). The choice and every candidate's "
+                        "score go into config.json (extra.auto)")
+    parser.add_argument("--auto-lrs", type=learning_rates, default=None, metavar="LR,LR,...",
+                        help="with --auto, the backbone learning rates to try instead (the "
+                        "head keeps its ratio), e.g. 3e-4,1e-3,3e-3; each costs a training")
+    parser.add_argument("--auto-val-fraction", type=open_fraction, default=None, metavar="F",
+                        help=f"with --auto and no --val, the share of --train held out for the "
+                        f"choice (seeded; per label, or whole windows; default "
+                        f"{AUTO_VAL_FRACTION})")
     add_training_options(parser)
-    parser.set_defaults(func=_run_finetune)
+    # Unset, --metric means each mode's own default: eval_loss, or --auto's (see --auto).
+    parser.set_defaults(func=_run_finetune, metric=None)
