@@ -49,9 +49,11 @@ rule finetune:
             if config["finetune"]["max_steps"]
             else ""
         ),
+        auto="--auto" if config["finetune"].get("auto") else "",
     shell:
         "{params.launcher} finetune --pretrained {params.pretrained:q}"
         " --train {params.train:q} --test {params.test:q} --task-type {params.task_type}"
         " --strategy {params.strategy} --epochs {params.epochs} {params.settings}"
-        " {params.max_steps} {params.max_length} --out {output:q} --threads {threads}"
+        " {params.max_steps} {params.max_length} {params.auto} --out {output:q}"
+        " --threads {threads}"
         " > {log} 2>&1"
