@@ -198,10 +198,10 @@ class HyenaGLTConfig:
     #: Add a direct path from k-mer counts to the logits, so the model contains the k-mer
     #: regression (see :mod:`hyena_glt.model.kmer_path`): sequence heads read every k-mer's
     #: frequency and the log length; per-base heads the codon usage of each reading frame
-    #: within ``kmer_window`` bases on either side (150: the best of 90/150/250 on the
-    #: chloroplast CDS validation windows).
+    #: within each of ``kmer_windows`` bases on either side ((60, 200): the best on the
+    #: chloroplast CDS validation windows of 90, 150, 250, (60, 200) and (90, 300)).
     kmer_path: bool = False
-    kmer_window: int = 150
+    kmer_windows: tuple[int, ...] = (60, 200)
 
     # --- training ---------------------------------------------------------------------------
     learning_rate: float = 1e-4
@@ -277,8 +277,8 @@ class HyenaGLTConfig:
              f">= min_patch_size={self.min_patch_size}")
         need(self.pooling in POOLINGS, "pooling", f"one of {', '.join(POOLINGS)}")
         need(self.rc_fusion in RC_FUSIONS, "rc_fusion", f"one of {', '.join(RC_FUSIONS)}")
-        need(isinstance(self.kmer_window, int) and self.kmer_window >= 1, "kmer_window",
-             "an integer >= 1")
+        need(len(self.kmer_windows) >= 1 and all(n >= 1 for n in self.kmer_windows),
+             "kmer_windows", "one or more half-widths >= 1")
         need(self.learning_rate > 0, "learning_rate", "> 0")
         need(self.weight_decay >= 0, "weight_decay", ">= 0")
         need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "warmup_steps",
@@ -299,6 +299,7 @@ class HyenaGLTConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["ngram_sizes"] = list(self.ngram_sizes)
+        data["kmer_windows"] = list(self.kmer_windows)
         if self.attention_layers is not None:
             data["attention_layers"] = list(self.attention_layers)
         if self.id2label is not None:

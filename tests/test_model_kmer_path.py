@@ -71,7 +71,7 @@ def test_frame_path_scores_a_base_the_same_whatever_its_codon_position():
     """Max over frames: in a period-3 sequence the three codon positions see the same three
     reading frames (permuted), so their scores agree; without the max they would not."""
     torch.manual_seed(0)
-    path = FrameKmerPath(2, half=30).eval()
+    path = FrameKmerPath(2, halves=(9, 30)).eval()
     periodic = torch.tensor([[7, 9, 10] * 40])  # AGT repeated
     with torch.no_grad():
         logits = path(periodic)[0]
@@ -169,7 +169,7 @@ def test_strand_state_fusion_lets_a_causal_backbone_see_downstream_bases():
 def test_kmer_path_and_fused_head_survive_save_and_load(tmp_path):
     torch.manual_seed(0)
     config = HyenaGLTConfig(task_type="token_classification", kmer_path=True,
-                            rc_fusion="states", kmer_window=12, **SMALL)
+                            rc_fusion="states", kmer_windows=(5, 12), **SMALL)
     model = HyenaGLTForTokenClassification(config).eval()
     model.save_pretrained(tmp_path)
     loaded = HyenaGLTForTokenClassification.from_pretrained(tmp_path).eval()
@@ -178,7 +178,7 @@ def test_kmer_path_and_fused_head_survive_save_and_load(tmp_path):
         assert torch.allclose(model(ids).logits, loaded(ids).logits, atol=1e-6)
 
 
-@pytest.mark.parametrize("field, value", [("rc_fusion", "sum"), ("kmer_window", 0)])
+@pytest.mark.parametrize("field, value", [("rc_fusion", "sum"), ("kmer_windows", (0,)), ("kmer_windows", ())])
 def test_bad_values_are_named(field, value):
     with pytest.raises(ConfigurationError, match=field):
         HyenaGLTConfig(**{field: value})

@@ -11,9 +11,10 @@ codon counts, the same training), since every bucket is a free d_model-wide vect
   (5,460 columns) or 1..2 for proteins, normalised, and the log length (classes may differ in
   length; a CNN sees length through its padding).
 * :class:`FrameKmerPath` (per-base heads): around each base, the codon usage of each of the
-  three reading frames through it within ``+-half`` bases (stop codons included). One small
-  network scores each frame and the best frame wins (a max over frames: coding is "some frame
-  is open", whichever it is).
+  three reading frames through it within ``+-half`` bases, for a short and a long ``half``
+  (stop codons included: a frame open over the long window is an ORF, the short one places
+  its ends). One small network scores each frame and the best frame wins (a max over frames:
+  coding is "some frame is open", whichever it is).
 """
 
 from __future__ import annotations
@@ -131,22 +132,25 @@ def phase_window_means(values: torch.Tensor, attention_mask: torch.Tensor | None
 
 class FrameKmerPath(nn.Module):
     """``ids (B, L), mask (B, L) -> (B, L, out_features)`` logits to add to a per-base head's:
-    per-frame codon usage around each base, scored by one shared network, the best frame
-    kept."""
+    per-frame codon usage around each base within each of ``halves``, scored by one shared
+    network, the best frame kept."""
 
-    def __init__(self, out_features: int, half: int, hidden: int = 64) -> None:
+    def __init__(self, out_features: int, halves: Sequence[int] = (60, 200), hidden: int = 64
+                 ) -> None:
         super().__init__()
-        self.half = half
-        self.norm = nn.LayerNorm(4 ** 3 + 1)
-        self.frame = nn.Sequential(nn.Linear(4 ** 3 + 1, hidden), nn.GELU())
+        self.halves = tuple(halves)
+        width = (4 ** 3 + 1) * len(self.halves)
+        self.norm = nn.LayerNorm(width)
+        self.frame = nn.Sequential(nn.Linear(width, hidden), nn.GELU())
         self.out_proj = nn.Linear(hidden, out_features)
 
     def codon_frames(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
                      ) -> torch.Tensor:
-        """``(B, L, 3, 65)`` codon usage of the three frames around each base (the 65th
-        column: positions without a whole codon)."""
+        """``(B, L, 3, 65 * len(halves))`` codon usage of the three frames around each base,
+        one block of 65 per window (the 65th column: positions without a whole codon)."""
         codons = nn.functional.one_hot(kmer_index(input_ids, 3, 4), 4 ** 3 + 1).float()
-        return phase_window_means(codons, attention_mask, self.half)
+        return torch.cat([phase_window_means(codons, attention_mask, half)
+                          for half in self.halves], -1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:

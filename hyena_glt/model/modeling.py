@@ -282,7 +282,7 @@ class HyenaGLTForTokenClassification(_HyenaGLTTaskModel):
         return TokenClassificationHead(width, config.num_classes, config.dropout)
 
     def _build_kmer_path(self, config: HyenaGLTConfig) -> nn.Module:
-        return FrameKmerPath(config.num_classes, config.kmer_window)
+        return FrameKmerPath(config.num_classes, config.kmer_windows)
 
     def _task_loss(self, logits, labels, attention_mask):
         labels = labels.long()
