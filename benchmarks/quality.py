@@ -55,6 +55,7 @@ TASKS: dict[str, str] = {
     "multiloc_merging": "ablations:multiloc_merging",
     "cds": "cds:run",
     "brca1": "variants:run",
+    "variant_direction": "variant_direction:run",
 }
 
 #: Summary columns: heading -> metric names that fill it (the first one a task reports).

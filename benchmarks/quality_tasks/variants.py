@@ -8,8 +8,8 @@ and scores the fifth; AUROC is computed on the pooled out-of-fold scores (and pe
 
 * ``hyena_glt``: ``HyenaGLTForVariantEffect`` (ref and alt windows through one backbone, the
   head reading their difference) fine-tuned from ``hyena-glt-base``;
-* ``hyena_glt_zero_shot``: the base model's Δ log-likelihood (alt − ref; Evo 2's method), no
-  training;
+* ``hyena_glt_zero_shot``: the base model's Δ log-likelihood (alt − ref; Evo 2's method),
+  averaged over both strands, no training (its sign is checked in ``variant_direction``);
 * ``context_logreg``: logistic regression on the one-hot ±10-nt context of ref and alt and on
   the stop codons the alt allele creates in each of the three frames through it.
 
@@ -58,7 +58,7 @@ QUICK = {"variants": 240, "folds": 2, "epochs": 1, "window": 64}
 
 
 def _ingest(out_dir: Path, limit: int | None, window: int) -> Path:
-    shards = out_dir / f"brca1_w{window}_{limit or 'all'}"
+    shards = out_dir / f"brca1_w{window}_{limit or 'all'}_both_strands"
     if not (shards / "manifest.json").is_file():
         variants = list(variants_from_table(
             shared_data() / SGE, chrom="ref_brca1", pos_column="pos_in_ref_brca1",
@@ -66,7 +66,8 @@ def _ingest(out_dir: Path, limit: int | None, window: int) -> Path:
         if limit:
             variants = [variants[i] for i in np.random.default_rng(0).choice(
                 len(variants), limit, replace=False)]
-        ingest_variants(variants, shared_data() / REFERENCE, shards, window=window)
+        ingest_variants(variants, shared_data() / REFERENCE, shards, window=window,
+                        reverse_complement=True)
     return shards
 
 
@@ -108,8 +109,9 @@ def run(seed: int, quick: bool, out_dir: Path) -> list[dict]:
 
     # Zero-shot: Δ log-likelihood of the pretrained base (lower = more damaging).
     base = HyenaGLTForCausalLM.from_pretrained(resolve_model("hyena-glt-base")).eval()
-    delta = score_variants(base, shards)["delta_ll"].to_numpy()
-    report("hyena_glt_zero_shot", -delta, 0.0, "hyena-glt-base, -delta log-likelihood")
+    delta = score_variants(base, shards, strand_average=True)["delta_ll"].to_numpy()
+    report("hyena_glt_zero_shot", -delta, 0.0,
+           "hyena-glt-base, -delta log-likelihood, both strands averaged")
 
     features = context_features(dataset, dataset.tokenizer.decode, CONTEXT)
     scores, start = np.zeros(n), time.perf_counter()
