@@ -310,15 +310,19 @@ def test_unscorable_records_are_flagged_and_counted_and_scores_line_up(models, t
                      "off": ("off_contig",)}
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["records"], summary["alleles_scored"], summary["off_contig"]) == (7, 1, 2)
-    # The score written is the LM's Δ log-likelihood of exactly this variant's windows.
+    # The score written is the LM's Δ log-likelihood of exactly this variant's windows,
+    # averaged over both strands.
     predictor = load_predictor(models["lm"], "cpu")
     ref_window, alt_window, _ = variant_windows(
         reference, Variant("ref_brca1", 1000, base, other), 64)
-    ids = torch.tensor(np.stack([DNATokenizer().encode_array(w) for w in
+    tokenizer = DNATokenizer()
+    ids = torch.tensor(np.stack([tokenizer.encode_array(w) for w in
                                  (ref_window, alt_window)]).astype(np.int64))
     ll = predictor.model.sequence_log_likelihood(ids)
-    assert records["snv"].info["HGLT_DLL"][0] == pytest.approx(float(ll[1] - ll[0]), rel=1e-4,
-                                                               abs=1e-4)
+    rc_ll = predictor.model.sequence_log_likelihood(tokenizer.reverse_complement_ids(ids))
+    expected = float((ll[1] - ll[0] + rc_ll[1] - rc_ll[0]) / 2)
+    assert float(ll[1] - ll[0]) != pytest.approx(expected, abs=1e-4)  # the strands differ
+    assert records["snv"].info["HGLT_DLL"][0] == pytest.approx(expected, rel=1e-4, abs=1e-4)
 
 
 def test_bcf_input_is_read_like_a_vcf(models, tmp_path):

@@ -7,7 +7,8 @@ Scores go into INFO fields declared in the output header with their meaning:
   of a head with more classes (:func:`~hyena_glt.evaluation.variant_effect.predict_variant_effects`);
 * ``HGLT_DLL`` (Number=A): a causal LM's zero-shot log P(alt window) - log P(ref window)
   (:func:`~hyena_glt.evaluation.variant_effect.delta_log_likelihood`; < 0: the ALT makes the
-  sequence less likely, the Evo 2 reading of "damaging");
+  sequence less likely, the Evo 2 reading of "damaging"), averaged over both strands as
+  ``score-variants`` does;
 * ``HGLT_SKIP`` (Number=.): why some or all ALTs of the record were not scored: ``indel`` (the
   models score substitutions: REF and ALT of equal length), ``symbolic`` (``<DEL>``, ``*``,
   breakends), ``no_alt``, ``off_contig`` (contig not in the reference, or REF past its end),
@@ -124,8 +125,9 @@ def _score(predictor: Predictor, pairs: list[tuple[np.ndarray, np.ndarray, int]]
         if predictor.task == "language_model":
             ref = torch.as_tensor(np.stack([p[0] for p in pairs]), dtype=torch.long)
             alt = torch.as_tensor(np.stack([p[1] for p in pairs]), dtype=torch.long)
-            return delta_log_likelihood(predictor.model, ref, alt, batch_size, "sum",
-                                        predictor.tokenizer.pad_token_id)
+            flip, pad = predictor.tokenizer.reverse_complement_ids, predictor.tokenizer.pad_token_id
+            return sum(delta_log_likelihood(predictor.model, r, a, batch_size, "sum", pad)
+                       for r, a in ((ref, alt), (flip(ref), flip(alt)))) / 2
         outputs, _ = predict_variant_effects(predictor.model, _Pairs(pairs), batch_size)
     if outputs.ndim == 1:
         return outputs
@@ -138,8 +140,8 @@ def _header_lines(predictor: Predictor, window: int) -> tuple[str, list[str]]:
     if predictor.task == "language_model":
         field, meaning = INFO_DELTA, (
             f"Zero-shot log-likelihood change under the causal LM {predictor.source.name}: log "
-            f"P(alt window) - log P(ref window), {window}-base windows centred on the variant; "
-            "negative = ALT less likely (predicted damaging)")
+            f"P(alt window) - log P(ref window), {window}-base windows centred on the variant, "
+            "averaged over both strands; negative = ALT less likely (predicted damaging)")
     else:
         value = ("the head's score" if len(names) == 1 else f"P({names[1]})" if len(names) == 2
                  else f"1 - P({names[0]})")
