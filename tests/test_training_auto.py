@@ -18,7 +18,7 @@ from hyena_glt.data.tokenizers import DNATokenizer
 from hyena_glt.errors import ConfigurationError
 from hyena_glt.evaluation.metrics import THRESHOLD_KEY
 from hyena_glt.model import HyenaGLTForCausalLM, HyenaGLTForRegression
-from hyena_glt.training import FineTuner, seed_everything
+from hyena_glt.training import FineTuner, TrainingPreempted, auto, seed_everything
 from hyena_glt.training.auto import (
     AUTO_KEY,
     DEFAULT_VAL_FRACTION,
@@ -127,6 +127,33 @@ def test_a_diverging_candidate_is_recorded_and_skipped(pretrained, tmp_path):
     good, diverged = tuned.model.config.extra[AUTO_KEY]["candidates"]
     assert "non-finite" in diverged["error"] and "score" not in diverged
     assert tuned.model.config.extra[AUTO_KEY]["chosen"]["learning_rate"] == SENSIBLE
+
+
+def test_a_preempted_final_training_resumes_without_repeating_the_search(pretrained, tmp_path,
+                                                                       monkeypatch, caplog):
+    sequences, classes, _ = composition(60, seed=4)
+    train, run = dataset(sequences, classes), tmp_path / "run"
+
+    def stop_the_final_training(trainer, event: str) -> None:
+        if event == "step_end" and trainer.output_dir == run:
+            trainer.request_stop("test")
+
+    settings = dict(num_epochs=2, learning_rates=[FROZEN, SENSIBLE], output_dir=run, **quiet())
+    with pytest.raises(TrainingPreempted):
+        auto_finetune(FineTuner(pretrained, num_classes=2), train,
+                      callbacks=[stop_the_final_training], **settings)
+    assert (run / "auto.json").is_file() and not (run / "auto").exists()
+    chosen = json.loads((run / "auto.json").read_text())["record"]["chosen"]
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the search ran again")
+
+    monkeypatch.setattr(auto, "_search", no_search)
+    with caplog.at_level("INFO", logger="hyena_glt.training.trainer"):
+        tuned = auto_finetune(FineTuner(pretrained, num_classes=2), train, **settings)
+    assert "resumed from" in caplog.text and "at step 1 " in caplog.text
+    assert tuned.model.config.extra[AUTO_KEY]["chosen"] == chosen
+    assert not (run / "auto.json").exists()
 
 
 def test_the_grid_keeps_the_head_to_backbone_ratio_and_the_metric_follows_the_head(pretrained):
