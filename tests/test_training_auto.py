@@ -118,6 +118,15 @@ def test_with_validation_data_the_best_candidates_weights_are_kept(pretrained, t
     assert saved[AUTO_KEY]["chosen"] == record["chosen"]
 
 
+def test_a_validation_part_of_one_class_is_scored_by_loss_not_auroc(pretrained, tmp_path):
+    sequences, classes, _ = composition(40, seed=6)
+    one_class = dataset(sequences[:10], classes[:10])  # the first half is all class 1
+    tuned = auto_finetune(FineTuner(pretrained, num_classes=2), dataset(sequences, classes),
+                          one_class, num_epochs=1, learning_rates=[SENSIBLE],
+                          output_dir=tmp_path / "run", **quiet())
+    assert tuned.model.config.extra[AUTO_KEY]["metric"] == "eval_loss"
+
+
 def test_a_diverging_candidate_is_recorded_and_skipped(pretrained, tmp_path):
     sequences, classes, _ = composition(60, seed=2)
     finetuner = FineTuner(pretrained, num_classes=2)
@@ -203,6 +212,29 @@ def test_cli_auto_end_to_end(pretrained, shards, tmp_path):
     assert "--auto candidate" in extra[f"{THRESHOLD_KEY}_validation"]["source"]
     assert (out / "test_metrics.json").is_file()
     assert sorted(path.name for path in Path(f"{out}.run").iterdir()) == ["metrics.jsonl"]
+
+
+def test_cli_auto_on_per_base_labels_holds_out_whole_windows(pretrained, tmp_path):
+    rng = np.random.default_rng(5)
+    genome = "".join(rng.choice(list("ACGT"), 640))
+    (tmp_path / "g.fa").write_text(f">chr1\n{genome}\n")
+    (tmp_path / "a.gff3").write_text("##gff-version 3\nchr1\tx\tCDS\t101\t400\t.\t+\t0\t"
+                                      "ID=c\n")
+    shards = tmp_path / "windows"
+    assert main(["ingest", "annotation", str(tmp_path / "g.fa"), "--annotation",
+                 str(tmp_path / "a.gff3"), "--window", "64", "--out", str(shards)]) == 0
+    windows = json.loads((shards / "manifest.json").read_text())["num_rows"]
+    out = tmp_path / "model"
+    assert main(["finetune", "--pretrained", str(pretrained), "--train", str(shards),
+                 "--task-type", "token_classification", "--epochs", "1", "--auto",
+                 "--auto-lrs", "1e-3,1e-2", "--out", str(out), "--threads", "1"]) == 0
+    record = json.loads((out / "config.json").read_text())["extra"][AUTO_KEY]
+    assert record["metric"] == "eval_auroc"
+    assert "training windows" in record["validation"]["source"]
+    held = record["validation"]["size"]
+    assert held == round(DEFAULT_VAL_FRACTION * windows) and record["train_examples"] == \
+        windows - held
+    assert record["final"]["train_examples"] == windows
 
 
 @pytest.mark.parametrize(("options", "expected"), [
