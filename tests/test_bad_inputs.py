@@ -736,6 +736,9 @@ WORKFLOW_CASES = {
     "by-task-type-unknown-field": (
         {("finetune", "by_task_type"): {"regression": {"overrides": {"lr": 1}}}}, [PROMOTERS],
         ["finetune.by_task_type.regression.overrides", "field(s): lr"]),
+    "by-task-type-head-lr-zero": (
+        {("finetune", "by_task_type"): {"token_classification": {"head_lr": 0}}}, [PROMOTERS],
+        ["head_lr"]),
     "curriculum-longer-than-windows": ({("pretrain", "curriculum"): "512:1,4096:1",
                                         ("pretrain", "model"): {"sequence_length": 4096}},
                                        [PROMOTERS], ["stage length 4096",

@@ -168,12 +168,15 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
     # Per-type settings: the per-base task gets its own epochs and merged overrides.
     finetunes = {command.split("--task-type ")[1].split()[0]: command
                  for command in shell_commands(result.stdout, "finetune")}
-    assert "--epochs 3" in finetunes["token_classification"]
-    assert "--set=rc_average=True" in finetunes["token_classification"]
-    assert "--set=learning_rate=0.002" in finetunes["token_classification"]
-    assert "--set=pooling=attention" in finetunes["token_classification"]  # merged, not replaced
-    assert "--epochs 2" in finetunes["sequence_classification"]
-    assert "rc_average" not in finetunes["sequence_classification"]
+    per_base, sequence = finetunes["token_classification"], finetunes["sequence_classification"]
+    for option in ("--epochs 20", "--strategy head_only", "--head-lr 0.01",
+                   "--set=rc_average=True", "--set=kmer_path=True", "--set=batch_size=8"):
+        assert option in per_base
+    assert "--set=pooling=attention" in per_base  # merged, not replaced
+    assert "--set=batch_size=32" not in per_base  # replaced by the per-type value
+    for option in ("--epochs 2", "--strategy full"):
+        assert option in sequence
+    assert "rc_average" not in sequence and "--head-lr" not in sequence
     (variant_evaluate,) = [command for command in shell_commands(result.stdout, "evaluate")
                            if "brca1_lof" in command]
     assert "--model=finetuned=results/models/finetuned/brca1_lof" in variant_evaluate

@@ -449,7 +449,7 @@ def finetune_setting(wildcards, key):
             **config["finetune"].get("overrides", {}),
             **special.get("overrides", {}),
         }
-    return special.get(key, config["finetune"][key])
+    return special.get(key, config["finetune"].get(key))
 
 
 def quoted(arguments):

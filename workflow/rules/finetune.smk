@@ -37,7 +37,12 @@ rule finetune:
         task_type=lambda wildcards: FINETUNE_TASK_TYPES[
             TASKS.loc[wildcards.task, "type"]
         ],
-        strategy=config["finetune"]["strategy"],
+        strategy=lambda wildcards: finetune_setting(wildcards, "strategy"),
+        head_lr=lambda wildcards: (
+            f"--head-lr {finetune_setting(wildcards, 'head_lr')}"
+            if finetune_setting(wildcards, "head_lr")
+            else ""
+        ),
         epochs=lambda wildcards: finetune_setting(wildcards, "epochs"),
         settings=lambda wildcards: quoted(
             f"--set={field}={value}"
@@ -53,7 +58,8 @@ rule finetune:
     shell:
         "{params.launcher} finetune --pretrained {params.pretrained:q}"
         " --train {params.train:q} --test {params.test:q} --task-type {params.task_type}"
-        " --strategy {params.strategy} --epochs {params.epochs} {params.settings}"
+        " --strategy {params.strategy} --epochs {params.epochs} {params.head_lr}"
+        " {params.settings}"
         " {params.max_steps} {params.max_length} {params.auto} --out {output:q}"
         " --threads {threads}"
         " > {log} 2>&1"
