@@ -24,8 +24,9 @@ training window (``grid % 5 == 0``) is a validation part that picks the CNN's
 epoch and Hyena-GLT's step by AUROC.
 
 Models: ``hyena_glt`` (a small bidirectional Hyena-GLT trained from scratch with
-:class:`HyenaGLTTrainer`, dynamic merging on, reverse-complement averaging at test time;
-settings in :data:`HYENA`), ``kmer_lr`` (scikit-learn logistic regression on per-base context
+:class:`HyenaGLTTrainer`, dynamic merging on, the per-base k-mer path (codon usage of each
+reading frame, ``config.kmer_path``), reverse-complement averaging at test time; settings in
+:data:`HYENA`), ``kmer_lr`` (scikit-learn logistic regression on per-base context
 features: k-mer composition, codon-position asymmetry and the stop-codon-free run lengths of
 the six reading frames), ``orf_lr`` (the same without the k-mer columns), ``cnn`` (a per-base
 dilated CNN) and ``all_cds`` (every base called CDS: the F1 to beat, 0.99 on the 98%-CDS virus,
@@ -117,7 +118,7 @@ class HyenaSettings:
     scratch: dict[str, Any] = field(default_factory=lambda: {
         "d_model": 64, "n_layers": 2, "num_heads": 4, "filter_order": 32, "vocab_size": 4096,
         "alphabet_size": 22, "sequence_length": 1024, "bidirectional": True,
-        "use_dynamic_merging": True, "dropout": 0.1})
+        "use_dynamic_merging": True, "dropout": 0.1, "kmer_path": True})
     #: HyenaGLTConfig fields changed when fine-tuning ``pretrained``.
     finetune: dict[str, Any] = field(default_factory=lambda: {
         "use_dynamic_merging": False, "dropout": 0.1})
