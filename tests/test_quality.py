@@ -152,3 +152,16 @@ def test_reproduce_commands_group_tasks_by_seeds(tmp_path: Path) -> None:
         "python benchmarks/quality.py --tasks promoters --seeds 0,1,2"]
     assert quality.reproduce_commands(tmp_path, quick=True) == [
         "python benchmarks/quality.py --tasks promoters --seeds 5 --quick"]
+
+
+def test_kmer_path_ablations_train_both_arms(tmp_path: Path) -> None:
+    rows = pd.DataFrame(ablations.promoters_kmer_path(0, True, tmp_path))
+    assert set(rows["task"]) == {"promoters_kmer_path"}
+    assert set(rows["model"]) == {"kmer_path_on", "kmer_path_off"}
+    configs = {arm: (tmp_path / "runs" / f"{arm}-seed0" / "model" / "config.json").read_text()
+               for arm in ("kmer_path_on", "kmer_path_off")}
+    assert '"kmer_path": true' in configs["kmer_path_on"]
+    assert '"kmer_path": false' in configs["kmer_path_off"]
+    cds_rows = pd.DataFrame(ablations.cds_kmer_path(0, True, tmp_path / "cds"))
+    assert set(cds_rows["model"]) == {"kmer_path_on", "kmer_path_off"}
+    assert set(cds_rows["task"]) == {"cds_kmer_path"}

@@ -1,4 +1,5 @@
-"""Ablations: does pretraining help fine-tuning, and what does dynamic merging cost?
+"""Ablations: does pretraining help fine-tuning, what does dynamic merging cost, and what does
+the k-mer path buy?
 
 * ``promoters_pretraining``: ``hyena-glt-base`` (the bundled pretrained DNA model) fine-tuned
   with :class:`FineTuner` vs the same architecture from random weights, at several fractions
@@ -8,10 +9,14 @@
 * ``<task>_merging`` (promoters, enhancers, MultiLoc): the task's Hyena-GLT with
   ``use_dynamic_merging`` on and off, each with the task's full training budget (the same
   optimizer steps); accuracy and training tokens/s (``train_tokens_per_s``).
+* ``<task>_kmer_path`` (promoters, enhancers): the task's Hyena-GLT with ``kmer_path`` on
+  and off, the same way; ``cds_kmer_path`` does the same for the per-base within-chloroplast
+  CDS task (:mod:`.cds`), whose Hyena-GLT has the path on by default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ from sklearn.model_selection import train_test_split
 from hyena_glt.config import HyenaGLTConfig
 from hyena_glt.training import resolve_model
 
-from . import make_rows
+from . import cds, make_rows
 from .sequence import (
     QUICK_STEPS,
     SPLIT_SEED,
@@ -35,8 +40,9 @@ from .sequence import (
 )
 
 __all__ = ["PRETRAINED", "FRACTIONS", "CURVE_STEPS", "FINETUNE", "train_fraction",
-           "promoters_pretraining", "merging", "promoters_merging", "enhancers_merging",
-           "multiloc_merging"]
+           "promoters_pretraining", "on_off", "merging", "promoters_merging",
+           "enhancers_merging", "multiloc_merging", "promoters_kmer_path", "enhancers_kmer_path",
+           "cds_kmer_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,23 +91,29 @@ def promoters_pretraining(seed: int, quick: bool, out_dir: Path) -> list[dict]:
     return rows
 
 
-def merging(task_name: str, seed: int, quick: bool, out_dir: Path) -> list[dict]:
-    """A sequence task's Hyena-GLT with dynamic merging on and off, each with the task's own
-    training budget."""
+def on_off(task_name: str, field: str, label: str, seed: int, quick: bool, out_dir: Path
+           ) -> list[dict]:
+    """A sequence task's Hyena-GLT with the boolean config ``field`` on and off, each with the
+    task's own training budget; models ``<label>_on`` / ``<label>_off``."""
     task = quick_task(TASKS[task_name], quick)
     train, test = fixed_split(read_table(task.path), quick)
     rows: list[dict] = []
     for enabled in (True, False):
-        model = "merging_on" if enabled else "merging_off"
+        model = f"{label}_on" if enabled else f"{label}_off"
         fit = fit_hyena_glt(task, train, seed, out_dir / "runs" / f"{model}-seed{seed}",
-                            overrides={"use_dynamic_merging": enabled},
+                            overrides={field: enabled},
                             max_steps=QUICK_STEPS if quick else None)
         metrics = {**score(fit.classifier.predict_proba(test.sequences), test),
                    "train_tokens_per_s": fit.tokens_per_s}
-        rows += make_rows(f"{task_name}_merging", model, seed, metrics, train_s=fit.train_s,
+        rows += make_rows(f"{task_name}_{label}", model, seed, metrics, train_s=fit.train_s,
                           n_train=len(train), n_test=len(test),
                           note="quick" if quick else f"{task.epochs} epochs")
     return rows
+
+
+def merging(task_name: str, seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """A sequence task's Hyena-GLT with dynamic merging on and off."""
+    return on_off(task_name, "use_dynamic_merging", "merging", seed, quick, out_dir)
 
 
 def promoters_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
@@ -117,3 +129,26 @@ def enhancers_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
 def multiloc_merging(seed: int, quick: bool, out_dir: Path) -> list[dict]:
     """Dynamic merging on vs off on MultiLoc."""
     return merging("multiloc", seed, quick, out_dir)
+
+
+def promoters_kmer_path(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """The k-mer path on vs off on promoters."""
+    return on_off("promoters", "kmer_path", "kmer_path", seed, quick, out_dir)
+
+
+def enhancers_kmer_path(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """The k-mer path on vs off on enhancers."""
+    return on_off("enhancers", "kmer_path", "kmer_path", seed, quick, out_dir)
+
+
+def cds_kmer_path(seed: int, quick: bool, out_dir: Path) -> list[dict]:
+    """The per-base k-mer path on vs off on the within-chloroplast CDS task."""
+    rows: list[dict] = []
+    for enabled in (True, False):
+        settings = dataclasses.replace(cds.HYENA, scratch={**cds.HYENA.scratch,
+                                                           "kmer_path": enabled})
+        for row in cds.run(seed, quick, out_dir, hyena=settings,
+                           tasks=("cds_within_chloroplast",), models=("hyena_glt",)):
+            rows.append({**row, "task": "cds_kmer_path",
+                         "model": "kmer_path_on" if enabled else "kmer_path_off"})
+    return rows
