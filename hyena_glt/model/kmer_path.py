@@ -24,10 +24,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..data.tokenizers import SPECIAL_TOKENS
+
 __all__ = ["kmer_index", "kmer_counts", "SequenceKmerPath", "FrameKmerPath",
            "phase_window_means"]
 
-_FIRST_LETTER_ID = 7  # tokenizers: special tokens are ids 0..6, the alphabet follows
+_FIRST_LETTER_ID = len(SPECIAL_TOKENS)  # every tokenizer puts its alphabet after these ids
 
 
 def kmer_index(input_ids: torch.Tensor, k: int, letters: int,
