@@ -156,9 +156,9 @@ initialised with seed 0), and is scored on held-out data:
   AUROC about 0.5).
 
 ## Fine-tuning it for per-base annotation
-Per-base tasks (e.g. CDS) train best with the k-mer path on, `HyenaGLTConfig(kmer_path=True,
-rc_average=True)`: the head also reads the codon usage of each reading frame around every base,
-which a few hundred labelled windows cannot teach the backbone. The workflow's recipe
+Per-base tasks (e.g. CDS) train best with the k-mer path (on by default for per-base task
+types) and `rc_average=True`: the head also reads the codon usage of each reading frame around
+every base, which a few hundred labelled windows cannot teach the backbone. The workflow's recipe
 (`finetune.by_task_type.token_classification` in `config/config.yaml`: head_only, 20 epochs of
 batch 8, head lr 0.01), fine-tuning the example workflow's own pretrained model, took the
 example chloroplast CDS task from held-out AUROC 0.674 to

@@ -26,8 +26,8 @@ POOLINGS = ("mean", "attention")
 #: Where per-base heads combine the two strands (``HyenaGLTConfig.rc_fusion``).
 RC_FUSIONS = ("logits", "states")
 
-__all__ = ["HyenaGLTConfig", "TASK_TYPES", "CONFIG_NAME", "POOLINGS", "RC_FUSIONS", "parse_number",
-           "check_config_fields"]
+__all__ = ["HyenaGLTConfig", "TASK_TYPES", "PER_BASE_TASKS", "CONFIG_NAME", "POOLINGS",
+           "RC_FUSIONS", "parse_number", "check_config_fields"]
 
 CONFIG_NAME = "config.json"
 
@@ -41,6 +41,8 @@ TASK_TYPES = (
     "token_classification",
     "regression",
 )
+#: Task types of per-base (token) classification heads.
+PER_BASE_TASKS = ("genome_annotation", "token_classification")
 
 
 def parse_number(value: Any, kind: type, where: str) -> int | float:
@@ -200,7 +202,11 @@ class HyenaGLTConfig:
     #: frequency and the log length; per-base heads the codon usage of each reading frame
     #: within each of ``kmer_windows`` bases on either side ((60, 200): the best on the
     #: chloroplast CDS validation windows of 90, 150, 250, (60, 200) and (90, 300)).
-    kmer_path: bool = False
+    #: ``None`` (the default) means on for per-base tasks (:data:`PER_BASE_TASKS`), where it
+    #: won every comparison over 3 seeds, and off for the rest, where fine-tuning a pretrained
+    #: model with it did not win (benchmarks/quality_results.md, issue 20); see
+    #: :attr:`uses_kmer_path`.
+    kmer_path: bool | None = None
     kmer_windows: tuple[int, ...] = (60, 200)
 
     # --- training ---------------------------------------------------------------------------
@@ -289,6 +295,12 @@ class HyenaGLTConfig:
                  f"a mapping with num_classes={self.num_classes} entries")
 
     @property
+    def uses_kmer_path(self) -> bool:
+        """Whether the task head adds the k-mer path: ``kmer_path``, or where it is unset,
+        whether the task is per-base."""
+        return self.task_type in PER_BASE_TASKS if self.kmer_path is None else self.kmer_path
+
+    @property
     def attention_layer_indices(self) -> tuple[int, ...]:
         """Layers of the global stack that are attention blocks (see ``attention_layers``)."""
         if self.attention_layers is not None:
@@ -348,6 +360,10 @@ class HyenaGLTConfig:
             raise ConfigurationError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(data, dict):
             raise ConfigurationError(f"{path}: expected a JSON object of config fields")
+        if "kmer_path" not in data and data.get("task_type") in PER_BASE_TASKS:
+            # Saved before the field existed: a per-base model trained without the path, so
+            # its weights have none to load (the per-base default would build one).
+            data["kmer_path"] = False
         try:
             return cls.from_dict(data)
         except ConfigurationError as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -157,7 +158,7 @@ def test_strand_state_fusion_lets_a_causal_backbone_see_downstream_bases():
     for fusion in ("logits", "states"):
         model = HyenaGLTForTokenClassification(HyenaGLTConfig(
             task_type="token_classification", rc_fusion=fusion, use_dynamic_merging=False,
-            **SMALL)).eval()
+            kmer_path=False, **SMALL)).eval()  # the path reads both sides by itself
         with torch.no_grad():
             logits[fusion] = (model(ids).logits[0, 0], model(changed).logits[0, 0])
     # causal, one strand: the first base sees only itself (up to FFT rounding)
@@ -231,3 +232,40 @@ def test_protein_k_mer_path_reads_the_terminal_residues():
     flat = SequenceKmerPath(2, letters=26, sizes=(1,))
     with torch.no_grad():
         assert torch.allclose(flat(n_terminal), flat(c_terminal), atol=1e-6)
+
+
+def test_the_k_mer_path_is_on_by_default_for_per_base_heads_only():
+    per_base = HyenaGLTForTokenClassification(HyenaGLTConfig(task_type="token_classification",
+                                                             **SMALL))
+    assert isinstance(per_base.kmer_path, FrameKmerPath)
+    sequence = HyenaGLTForSequenceClassification(HyenaGLTConfig(
+        task_type="sequence_classification", **SMALL))
+    assert sequence.kmer_path is None
+    off = HyenaGLTConfig(task_type="genome_annotation", kmer_path=False, **SMALL)
+    assert HyenaGLTForTokenClassification(off).kmer_path is None
+
+
+def test_a_per_base_model_saved_before_the_field_existed_loads_without_the_path(tmp_path):
+    old = HyenaGLTForTokenClassification(HyenaGLTConfig(task_type="token_classification",
+                                                        kmer_path=False, **SMALL)).eval()
+    old.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    fields = json.loads(config_file.read_text())
+    del fields["kmer_path"]
+    config_file.write_text(json.dumps(fields))
+    loaded = HyenaGLTForTokenClassification.from_pretrained(tmp_path).eval()
+    assert loaded.kmer_path is None
+    ids = torch.randint(7, 11, (2, 33))
+    with torch.no_grad():
+        assert torch.allclose(old(ids).logits, loaded(ids).logits, atol=1e-6)
+
+
+def test_fine_tuning_a_base_model_for_per_base_labels_adds_the_path(tmp_path):
+    from hyena_glt.training import FineTuner
+
+    HyenaGLTForCausalLM(HyenaGLTConfig(**SMALL)).save_pretrained(tmp_path / "base")
+    fields = json.loads((tmp_path / "base" / "config.json").read_text())
+    assert fields["kmer_path"] is None  # a base leaves the choice to the task head
+    finetuner = FineTuner(tmp_path / "base", task_type="token_classification",
+                          output_dir=tmp_path / "run")
+    assert isinstance(finetuner.model.kmer_path, FrameKmerPath)

@@ -170,7 +170,7 @@ def test_dry_run_of_the_default_config_plans_the_whole_chain():
                  for command in shell_commands(result.stdout, "finetune")}
     per_base, sequence = finetunes["token_classification"], finetunes["sequence_classification"]
     for option in ("--epochs 20", "--strategy head_only", "--head-lr 0.01",
-                   "--set=rc_average=True", "--set=kmer_path=True", "--set=batch_size=8"):
+                   "--set=rc_average=True", "--set=batch_size=8"):
         assert option in per_base
     assert "--set=pooling=attention" in per_base  # merged, not replaced
     assert "--set=batch_size=32" not in per_base  # replaced by the per-type value

@@ -100,9 +100,10 @@ class SequenceKmerPath(nn.Module):
             first = mask * (positions < self.terminal)
             last = mask * (positions >= length[:, None] - self.terminal)
             blocks += [_frequencies(input_ids, part, (1,), self.letters) for part in (first, last)]
-        features = torch.cat([self.norm(torch.cat(blocks, 1)),
-                              length.clamp(min=1).float().log()[:, None]], -1)
-        return self.out_proj(features.to(self.out_proj.weight.dtype))
+        # The norm's dtype is the model's: int8 quantization replaces only the Linear layers.
+        counts = torch.cat(blocks, 1).to(self.norm.weight.dtype)
+        log_length = length.clamp(min=1).to(counts.dtype).log()[:, None]
+        return self.out_proj(torch.cat([self.norm(counts), log_length], -1))
 
 
 def phase_window_means(values: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -157,5 +158,5 @@ class FrameKmerPath(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
         frames = self.frame(self.norm(self.codon_frames(input_ids, attention_mask)
-                                      .to(self.out_proj.weight.dtype)))
+                                      .to(self.norm.weight.dtype)))  # as SequenceKmerPath
         return self.out_proj(frames.amax(2))

@@ -192,7 +192,7 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
         check_task_alphabet(config)
         self.backbone = HyenaGLTModel(config)
         self.head = self._build_head(config)
-        self.kmer_path = self._build_kmer_path(config) if config.kmer_path else None
+        self.kmer_path = self._build_kmer_path(config) if config.uses_kmer_path else None
         self.register_buffer("rc_table", complement_table(config.alphabet_size),
                              persistent=False)
 
