@@ -60,3 +60,31 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
+    """``tiny_causal_lm(sequence_length)`` -> directory of a tiny pretrained causal LM
+    (d_model 16, 2 layers, seed 0) saved with its tokenizer: the starting point of the
+    fine-tuning tests. One model per length, built on first use."""
+    from hyena_glt import HyenaGLTConfig
+    from hyena_glt.data.tokenizers import DNATokenizer
+    from hyena_glt.model import HyenaGLTForCausalLM
+    from hyena_glt.training import seed_everything
+
+    built: dict[int, Path] = {}
+
+    def build(sequence_length: int) -> Path:
+        if sequence_length not in built:
+            seed_everything(0)
+            config = HyenaGLTConfig(vocab_size=64, d_model=16, n_layers=2,
+                                    sequence_length=sequence_length, num_heads=2,
+                                    alphabet_size=22, batch_size=16, num_epochs=1,
+                                    learning_rate=3e-3, warmup_steps=2, dropout=0.0)
+            out = tmp_path_factory.mktemp("pretrained") / "tiny-lm"
+            HyenaGLTForCausalLM(config).save_pretrained(out,
+                                                        tokenizer=DNATokenizer(vocab_size=64))
+            built[sequence_length] = out
+        return built[sequence_length]
+
+    return build

@@ -12,13 +12,12 @@ import pytest
 
 from hyena_glt.cli import main
 from hyena_glt.cli.finetune import AUTO_VAL_FRACTION
-from hyena_glt.config import HyenaGLTConfig
 from hyena_glt.data.datasets import GenomicDataset
 from hyena_glt.data.tokenizers import DNATokenizer
 from hyena_glt.errors import ConfigurationError
 from hyena_glt.evaluation.metrics import THRESHOLD_KEY
-from hyena_glt.model import HyenaGLTForCausalLM, HyenaGLTForRegression
-from hyena_glt.training import FineTuner, TrainingPreempted, auto, seed_everything
+from hyena_glt.model import HyenaGLTForRegression
+from hyena_glt.training import FineTuner, TrainingPreempted, auto
 from hyena_glt.training.auto import (
     AUTO_KEY,
     DEFAULT_VAL_FRACTION,
@@ -35,15 +34,8 @@ TOKENIZER = DNATokenizer(vocab_size=64)
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    """A tiny causal LM (d_model 16, 2 layers) saved with its tokenizer."""
-    seed_everything(0)
-    config = HyenaGLTConfig(vocab_size=64, d_model=16, n_layers=2, sequence_length=64,
-                            num_heads=2, alphabet_size=22, batch_size=16, num_epochs=1,
-                            learning_rate=3e-3, warmup_steps=2, dropout=0.0)
-    out = tmp_path_factory.mktemp("pretrained") / "tiny-lm"
-    HyenaGLTForCausalLM(config).save_pretrained(out, tokenizer=TOKENIZER)
-    return out
+def pretrained(tiny_causal_lm) -> Path:
+    return tiny_causal_lm(64)
 
 
 def composition(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:

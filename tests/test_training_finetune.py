@@ -14,12 +14,10 @@ from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from hyena_glt.cli import main
-from hyena_glt.config import HyenaGLTConfig
 from hyena_glt.data.datasets import GenomicDataset, VariantEffectDataset, collate_batch
 from hyena_glt.data.tokenizers import DNATokenizer
 from hyena_glt.errors import ConfigurationError, ModelError
 from hyena_glt.model import (
-    HyenaGLTForCausalLM,
     HyenaGLTForSequenceClassification,
     HyenaGLTForVariantEffect,
 )
@@ -29,7 +27,6 @@ from hyena_glt.training import (
     register_model,
     registered_models,
     resolve_model,
-    seed_everything,
 )
 from hyena_glt.training.finetune import backbone_units
 
@@ -62,15 +59,8 @@ def promoters(shared_data) -> tuple[GenomicDataset, GenomicDataset]:
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    """A tiny causal LM saved with save_pretrained (config, weights, tokenizer)."""
-    seed_everything(0)
-    config = HyenaGLTConfig(vocab_size=64, d_model=16, n_layers=2, sequence_length=256,
-                            num_heads=2, alphabet_size=22, batch_size=16, num_epochs=1,
-                            learning_rate=3e-3, warmup_steps=2, dropout=0.0)
-    out = tmp_path_factory.mktemp("pretrained") / "tiny-lm"
-    HyenaGLTForCausalLM(config).save_pretrained(out, tokenizer=DNATokenizer(vocab_size=64))
-    return out
+def pretrained(tiny_causal_lm) -> Path:
+    return tiny_causal_lm(256)
 
 
 def test_finetune_from_a_directory_lowers_the_validation_loss(pretrained, promoters, tmp_path):
