@@ -161,7 +161,8 @@ class HyenaGLTConfig:
     dropout: float = 0.1
     #: Bidirectional (non-causal) long convolutions and attention, for encoder-style tasks.
     bidirectional: bool = False
-    #: Average predictions over the sequence and its reverse complement (post-hoc RC).
+    #: Average predictions over the sequence and its reverse complement (post-hoc RC; the
+    #: k-mer path's included), so either strand gives the same prediction.
     rc_average: bool = False
     #: Per-base heads: ``"logits"`` (with ``rc_average``, average two one-sided predictions)
     #: or ``"states"`` (always read both strands; the head sees each base's forward and

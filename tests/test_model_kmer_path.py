@@ -185,9 +185,11 @@ def test_bad_values_are_named(field, value):
         HyenaGLTConfig(**{field: value})
 
 
-def test_models_without_a_k_mer_path_say_so():
+def test_models_without_a_k_mer_path_or_strand_fusion_say_so():
     with pytest.warns(HyenaGLTWarning, match="kmer_path is ignored"):
         HyenaGLTForCausalLM(HyenaGLTConfig(kmer_path=True, **SMALL))
+    with pytest.warns(HyenaGLTWarning, match="rc_fusion are ignored"):
+        HyenaGLTForCausalLM(HyenaGLTConfig(rc_fusion="states", **SMALL))
 
 
 def test_protein_models_refuse_strand_fusion():
@@ -269,3 +271,29 @@ def test_fine_tuning_a_base_model_for_per_base_labels_adds_the_path(tmp_path):
     finetuner = FineTuner(tmp_path / "base", task_type="token_classification",
                           output_dir=tmp_path / "run")
     assert isinstance(finetuner.model.kmer_path, FrameKmerPath)
+    # A base saved when the field defaulted to False: the new head still follows the task.
+    HyenaGLTForCausalLM(HyenaGLTConfig(kmer_path=False, **SMALL)).save_pretrained(
+        tmp_path / "old-base")
+    finetuner = FineTuner(tmp_path / "old-base", task_type="token_classification",
+                          output_dir=tmp_path / "run2")
+    assert isinstance(finetuner.model.kmer_path, FrameKmerPath)
+    asked = FineTuner(tmp_path / "old-base", task_type="token_classification", kmer_path=False,
+                      output_dir=tmp_path / "run3")
+    assert asked.model.kmer_path is None
+
+
+@pytest.mark.parametrize("model_class, task_type", [
+    (HyenaGLTForSequenceClassification, "sequence_classification"),
+    (HyenaGLTForTokenClassification, "token_classification"),
+])
+def test_strand_averaging_includes_the_k_mer_path(model_class, task_type):
+    torch.manual_seed(0)
+    model = model_class(HyenaGLTConfig(task_type=task_type, kmer_path=True, rc_average=True,
+                                       use_dynamic_merging=False, **SMALL)).eval()
+    ids = torch.randint(7, 11, (2, 90))
+    rc_ids = torch.flip(torch.tensor([0, 1, 2, 3, 4, 5, 6, 10, 9, 8, 7])[ids], [1])
+    with torch.no_grad():
+        forward, reverse = model(ids).logits, model(rc_ids).logits
+    if forward.dim() == 3:  # per base: the same base, read on the other strand
+        reverse = reverse.flip(1)
+    assert torch.allclose(forward, reverse, atol=1e-5)

@@ -229,7 +229,7 @@ def test_rc_averaging_is_reverse_complement_equivariant(promoters):
     tagger = calibrated(HyenaGLTForTokenClassification(config), ids)
     torch.testing.assert_close(tagger(rc_ids).logits, tagger(ids).logits.flip(1), atol=1e-5,
                                rtol=1e-4)
-    with pytest.warns(HyenaGLTWarning, match="rc_average is ignored"):
+    with pytest.warns(HyenaGLTWarning, match="rc_average and rc_fusion are ignored"):
         HyenaGLTForCausalLM(config.replace(bidirectional=False))
 
 

@@ -217,27 +217,33 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, output_hidden_states: bool = False,
                 output_attentions: bool = False):
-        """Logits (averaged with the reverse complement's if ``config.rc_average``); ``loss``
-        when ``labels`` are given (plus the weighted auxiliary entropy-model loss)."""
+        """Logits (averaged with the reverse complement's if ``config.rc_average``, the
+        k-mer path's included, so the prediction is the same on either strand); ``loss`` when
+        ``labels`` are given (plus the weighted auxiliary entropy-model loss)."""
         out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
         states = out.last_hidden_state
-        if self.config.rc_average or self.fuses_strand_states:
-            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-            rc_states = self.backbone(reverse_complement(input_ids, mask, self.rc_table),
-                                      mask).last_hidden_state
-            if self.fuses_strand_states:
-                logits = self.head(torch.cat([states, flip_positions(rc_states, mask)], -1),
-                                   attention_mask)
-            else:
-                rc_logits = self.head(rc_states, mask)
-                if self.per_position:
-                    rc_logits = flip_positions(rc_logits, mask)
-                logits = (self.head(states, attention_mask) + rc_logits) / 2
-        else:
+        if not (self.config.rc_average or self.fuses_strand_states):
             logits = self.head(states, attention_mask)
+            if self.kmer_path is not None:
+                logits = logits + self.kmer_path(input_ids, attention_mask)
+            return self._output(out, logits, labels, attention_mask)
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        rc_ids = reverse_complement(input_ids, mask, self.rc_table)
+        rc_states = self.backbone(rc_ids, mask).last_hidden_state
+        if self.fuses_strand_states:
+            logits = self.head(torch.cat([states, flip_positions(rc_states, mask)], -1),
+                               attention_mask)
+        else:
+            logits = (self.head(states, attention_mask)
+                      + self._aligned(self.head(rc_states, mask), mask)) / 2
         if self.kmer_path is not None:
-            logits = logits + self.kmer_path(input_ids, attention_mask)
+            logits = logits + (self.kmer_path(input_ids, attention_mask)
+                               + self._aligned(self.kmer_path(rc_ids, mask), mask)) / 2
         return self._output(out, logits, labels, attention_mask)
+
+    def _aligned(self, rc_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Logits of the reverse complement, per base put back in forward order."""
+        return flip_positions(rc_logits, mask) if self.per_position else rc_logits
 
     def _output(self, out: HyenaGLTOutput, logits: torch.Tensor, labels: torch.Tensor | None,
                 attention_mask: torch.Tensor | None):
@@ -386,10 +392,10 @@ class HyenaGLTForCausalLM(_HyenaGLTTaskModel):
 
     def __init__(self, config: HyenaGLTConfig) -> None:
         super().__init__(config)
-        if config.rc_average:
-            warnings.warn("rc_average is ignored by HyenaGLTForCausalLM (reverse-strand "
-                          "next-token predictions do not align with forward ones)",
-                          HyenaGLTWarning, stacklevel=2)
+        if config.rc_average or config.rc_fusion == "states":
+            warnings.warn("rc_average and rc_fusion are ignored by HyenaGLTForCausalLM "
+                          "(reverse-strand next-token predictions do not align with forward "
+                          "ones)", HyenaGLTWarning, stacklevel=2)
 
     def _build_head(self, config: HyenaGLTConfig) -> nn.Module:
         return nn.Linear(config.d_model, config.alphabet_size)

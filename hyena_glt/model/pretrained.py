@@ -184,11 +184,17 @@ class HyenaGLTPreTrainedModel(nn.Module):
         state = _read_weights(directory)
         try:
             config = HyenaGLTConfig.from_pretrained(directory)
+            saved_as = config.extra.get("architecture")
+            new_head = backbone_only or (saved_as in _PRETRAINED_ARCHITECTURES
+                                         and saved_as != cls.__name__)
+            if new_head:
+                # A new head: its k-mer path (head weights) takes this task's default, not the
+                # checkpoint's setting (a base model saved with kmer_path=False has no head).
+                config_overrides = {"kmer_path": None, **config_overrides}
             if config_overrides:
                 config = config.replace(**config_overrides)
         except ConfigurationError as err:
             raise ModelError(f"cannot load {cls.__name__} from {directory}: {err}") from None
-        saved_as = config.extra.get("architecture")
         model = cls(config)
         if saved_as is not None and saved_as != cls.__name__ and not backbone_only:
             if saved_as not in _PRETRAINED_ARCHITECTURES and cls.__name__ != "HyenaGLTModel":
