@@ -14,7 +14,12 @@ from safetensors.torch import load_file
 from sklearn.metrics import roc_auc_score
 
 from hyena_glt.cli import main
-from hyena_glt.data.datasets import GenomicDataset, VariantEffectDataset, collate_batch
+from hyena_glt.data.datasets import (
+    GenomeAnnotationDataset,
+    GenomicDataset,
+    VariantEffectDataset,
+    collate_batch,
+)
 from hyena_glt.data.tokenizers import DNATokenizer
 from hyena_glt.errors import ConfigurationError, ModelError
 from hyena_glt.model import (
@@ -228,3 +233,19 @@ def test_a_protein_task_starts_from_random_weights_without_a_base_model():
     assert finetuner.source is None and isinstance(finetuner.tokenizer, ProteinTokenizer)
     ids = torch.tensor([finetuner.tokenizer.encode("MKTLLLTLLCLVAAYLA")])
     assert finetuner.model(ids).logits.shape == (1, 5)
+
+
+def test_every_new_head_weight_trains_at_the_head_learning_rate(pretrained, tmp_path):
+    finetuner = FineTuner(pretrained, task_type="token_classification", head_lr=1e-2,
+                          backbone_lr=1e-4, output_dir=tmp_path)
+    assert finetuner.model.kmer_path is not None  # per-base: the k-mer path is part of the head
+    table = tmp_path / "windows.csv"
+    pd.DataFrame({"sequence": ["ACGTACGTAC" * 4] * 4, "labels": ["0011" * 10] * 4}).to_csv(
+        table, index=False)
+    windows = GenomeAnnotationDataset(table, max_length=None, padding=None)
+    finetuner.finetune(windows, num_epochs=1, show_progress=False)
+    rate = {id(p): group["initial_lr"] for group in finetuner.trainer.optimizer.param_groups
+            for p in group["params"]}  # the peak rate (the schedule has moved "lr" since)
+    named = dict(finetuner.model.named_parameters())
+    assert {rate[id(p)] for n, p in named.items() if n.startswith("backbone.")} == {1e-4}
+    assert {rate[id(p)] for n, p in named.items() if not n.startswith("backbone.")} == {1e-2}

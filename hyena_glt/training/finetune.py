@@ -305,7 +305,8 @@ class FineTuner:
         trainer_kwargs.setdefault("task_type", self.task_type)
         self.trainer = HyenaGLTTrainer(
             self.model, config, train_dataset, val_dataset, self.tokenizer,
-            lr_by_prefix={"head.": self.head_lr, "backbone.": self.backbone_lr},
+            # Everything outside the backbone is new head weights (the head, the k-mer path).
+            lr_by_prefix={"backbone.": self.backbone_lr, "": self.head_lr},
             callbacks=callbacks, **trainer_kwargs)
         self.trainer.train()
         return self.model
