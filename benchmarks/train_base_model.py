@@ -161,7 +161,7 @@ types) and `rc_average=True`: the head also reads the codon usage of each readin
 every base, which a few hundred labelled windows cannot teach the backbone. The workflow's recipe
 (`finetune.by_task_type.token_classification` in `config/config.yaml`: head_only, 20 epochs of
 batch 8, head lr 0.01), fine-tuning the example workflow's own pretrained model, took the
-example chloroplast CDS task from held-out AUROC 0.674 to 0.935-0.938 and MCC 0.69-0.70 (3
+example chloroplast CDS task from held-out AUROC 0.674 to 0.932-0.936 and MCC 0.71-0.72 (3
 seeds; benchmarks/quality_results.md, issue 20). Sequence tasks showed no gain
 from the path on the example promoters, so it stays off for them.
 """
