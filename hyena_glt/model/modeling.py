@@ -222,23 +222,24 @@ class _HyenaGLTTaskModel(HyenaGLTPreTrainedModel):
         ``labels`` are given (plus the weighted auxiliary entropy-model loss)."""
         out = self.backbone(input_ids, attention_mask, output_hidden_states, output_attentions)
         states = out.last_hidden_state
-        if not (self.config.rc_average or self.fuses_strand_states):
+        both_strands = self.config.rc_average or self.fuses_strand_states
+        if both_strands:
+            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            rc_ids = reverse_complement(input_ids, mask, self.rc_table)
+            rc_states = self.backbone(rc_ids, mask).last_hidden_state
+        if not both_strands:
             logits = self.head(states, attention_mask)
-            if self.kmer_path is not None:
-                logits = logits + self.kmer_path(input_ids, attention_mask)
-            return self._output(out, logits, labels, attention_mask)
-        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        rc_ids = reverse_complement(input_ids, mask, self.rc_table)
-        rc_states = self.backbone(rc_ids, mask).last_hidden_state
-        if self.fuses_strand_states:
+        elif self.fuses_strand_states:
             logits = self.head(torch.cat([states, flip_positions(rc_states, mask)], -1),
                                attention_mask)
         else:
             logits = (self.head(states, attention_mask)
                       + self._aligned(self.head(rc_states, mask), mask)) / 2
         if self.kmer_path is not None:
-            logits = logits + (self.kmer_path(input_ids, attention_mask)
-                               + self._aligned(self.kmer_path(rc_ids, mask), mask)) / 2
+            path = self.kmer_path(input_ids, attention_mask)
+            if both_strands:
+                path = (path + self._aligned(self.kmer_path(rc_ids, mask), mask)) / 2
+            logits = logits + path
         return self._output(out, logits, labels, attention_mask)
 
     def _aligned(self, rc_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

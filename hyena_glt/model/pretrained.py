@@ -185,9 +185,17 @@ class HyenaGLTPreTrainedModel(nn.Module):
         try:
             config = HyenaGLTConfig.from_pretrained(directory)
             saved_as = config.extra.get("architecture")
-            new_head = backbone_only or (saved_as in _PRETRAINED_ARCHITECTURES
-                                         and saved_as != cls.__name__)
-            if new_head:
+            if saved_as is not None and saved_as != cls.__name__ and not backbone_only:
+                if saved_as not in _PRETRAINED_ARCHITECTURES and cls.__name__ != "HyenaGLTModel":
+                    raise ModelError(f"{directory} holds a {saved_as}, not a {cls.__name__}; "
+                                     "pass backbone_only=True to start from its backbone")
+                if hasattr(cls, "_build_head"):  # a task model
+                    warnings.warn(f"{cls.__name__}: backbone loaded from the {saved_as} in "
+                                  f"{directory}; the task head is newly initialised and must "
+                                  "be trained (backbone_only=True says so and silences this)",
+                                  HyenaGLTWarning, stacklevel=2)
+                backbone_only = True
+            if backbone_only:
                 # A new head: its k-mer path (head weights) takes this task's default, not the
                 # checkpoint's setting (a base model saved with kmer_path=False has no head).
                 config_overrides = {"kmer_path": None, **config_overrides}
@@ -196,16 +204,6 @@ class HyenaGLTPreTrainedModel(nn.Module):
         except ConfigurationError as err:
             raise ModelError(f"cannot load {cls.__name__} from {directory}: {err}") from None
         model = cls(config)
-        if saved_as is not None and saved_as != cls.__name__ and not backbone_only:
-            if saved_as not in _PRETRAINED_ARCHITECTURES and cls.__name__ != "HyenaGLTModel":
-                raise ModelError(f"{directory} holds a {saved_as}, not a {cls.__name__}; pass "
-                                 "backbone_only=True to start from its backbone")
-            if hasattr(model, "head"):
-                warnings.warn(f"{cls.__name__}: backbone loaded from the {saved_as} in "
-                              f"{directory}; the task head is newly initialised and must be "
-                              "trained (backbone_only=True says so and silences this)",
-                              HyenaGLTWarning, stacklevel=2)
-            backbone_only = True
         if backbone_only:
             if not config.use_dynamic_merging:  # merging turned off: its weights have no home
                 state = {key: value for key, value in state.items()
