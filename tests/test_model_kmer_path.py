@@ -24,6 +24,7 @@ from hyena_glt.model.kmer_path import (
     kmer_index,
     phase_window_means,
 )
+from hyena_glt.optimization.parity import parity_tolerance
 
 SMALL = dict(d_model=16, n_layers=2, num_heads=2, sequence_length=128, vocab_size=64,
              filter_order=8, dropout=0.0)
@@ -296,4 +297,6 @@ def test_strand_averaging_includes_the_k_mer_path(model_class, task_type):
         forward, reverse = model(ids).logits, model(rc_ids).logits
     if forward.dim() == 3:  # per base: the same base, read on the other strand
         reverse = reverse.flip(1)
-    assert torch.allclose(forward, reverse, atol=1e-5)
+    # each side carries float32 rounding of the FFT convolutions (length 90 -> FFT size 256)
+    tolerance = 2 * parity_tolerance(model, forward, fft_size=256)
+    assert (forward - reverse).abs().max() <= tolerance
