@@ -183,8 +183,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-classes", type=positive_int, default=None, metavar="N",
                         help="default: the number of labels in the training data (1 for "
                         "variant_effect scores: a regression)")
-    parser.add_argument("--backbone-lr", type=positive_float, default=None, metavar="LR")
-    parser.add_argument("--head-lr", type=positive_float, default=None, metavar="LR")
+    parser.add_argument("--backbone-lr", type=positive_float, default=None, metavar="LR",
+                        help="learning rate of the pretrained backbone (default: the config's "
+                             "learning_rate)")
+    parser.add_argument("--head-lr", type=positive_float, default=None, metavar="LR",
+                        help="learning rate of the new weights: the head and the k-mer path "
+                             "(default: --backbone-lr)")
     parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N")
     parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
                         help="truncate sequences to N tokens (default: keep whole)")
